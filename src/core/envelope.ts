@@ -1,0 +1,201 @@
+/**
+ * The envelope that travels, and its versioned JSON wire format (docs/wire-format.md).
+ *
+ * Glossary:
+ * - **message**: one envelope, addressed to a task by `name`, on a `channel`.
+ * - **attempt**: how many times a worker has started this message (1 on the first run).
+ * - **runAt**: when the message becomes due, in milliseconds since the epoch, by the store's clock.
+ * - **dedupKey**: while a message with this key is live (waiting, delayed or running), another
+ *   send with the same key returns the first one instead of adding a second.
+ */
+import { randomFillSync } from "node:crypto";
+import { FerryError } from "./errors.ts";
+import { assertChannel, assertName } from "./names.ts";
+
+/** The wire format version this code writes and reads. */
+export const WIRE_VERSION = 1;
+
+/** Headers carried by every message. All optional; unknown string headers travel unchanged. */
+export interface MessageHeaders {
+  /** Ties every message of one business flow together (the first message's id by default). */
+  correlationId?: string;
+  /** The id of the message or event that caused this one. */
+  causationId?: string;
+  /** Where a reply goes (request/reply). */
+  replyTo?: string;
+  /** W3C trace context, for tracing from publisher to handler. */
+  traceparent?: string;
+  /** The event this task message was fanned out from, if any. */
+  event?: string;
+  [key: string]: string | undefined;
+}
+
+/** A message as it travels: immutable once sent (retries never grow it). */
+export interface Envelope<P = unknown> {
+  /** Wire format version: {@link WIRE_VERSION}. */
+  readonly v: number;
+  /** Time-ordered unique id (UUIDv7 text). */
+  readonly id: string;
+  /** The task name. */
+  readonly name: string;
+  /** The channel (queue) it travels on. */
+  readonly channel: string;
+  /** JSON payload. */
+  readonly payload: P;
+  readonly headers: MessageHeaders;
+  /** Attempts started so far; 0 until first delivered. */
+  readonly attempt: number;
+  /** Attempts allowed before the dead-letter store. */
+  readonly maxAttempts: number;
+  /** Due time, ms since the epoch. */
+  readonly runAt: number;
+  /** Higher runs first among due messages. Integer in [-1000, 1000]; default 0. */
+  readonly priority: number;
+  /** Deduplication key, or null. */
+  readonly dedupKey: string | null;
+  /** Creation time, ms since the epoch. */
+  readonly createdAt: number;
+}
+
+let lastMs = 0;
+let seq = 0;
+const rand = Buffer.alloc(10);
+
+/**
+ * A UUIDv7: 48 bits of milliseconds, then a 12-bit counter that keeps ids made in
+ * the same millisecond in order, then random bits.
+ */
+export function newId(now = Date.now()): string {
+  if (now <= lastMs) {
+    seq++;
+    if (seq > 0xfff) {
+      lastMs++;
+      seq = 0;
+    }
+  } else {
+    lastMs = now;
+    seq = 0;
+  }
+  randomFillSync(rand);
+  const ms = lastMs;
+  const hex = ms.toString(16).padStart(12, "0");
+  const seqHex = (0x7000 | seq).toString(16);
+  const variant = ((rand[0]! & 0x3f) | 0x80).toString(16).padStart(2, "0");
+  const tail = rand.subarray(1, 8).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${seqHex}-${variant}${tail.slice(0, 2)}-${tail.slice(2, 14)}`;
+}
+
+/** What a caller sets when making a message; the rest is filled in. */
+export interface EnvelopeInit<P = unknown> {
+  name: string;
+  channel: string;
+  payload: P;
+  id?: string;
+  headers?: MessageHeaders;
+  maxAttempts?: number;
+  runAt?: number;
+  priority?: number;
+  dedupKey?: string | null;
+  createdAt?: number;
+}
+
+/** Make a new envelope, checking every field. */
+export function createEnvelope<P>(init: EnvelopeInit<P>, now = Date.now()): Envelope<P> {
+  const id = init.id ?? newId(now);
+  const headers: MessageHeaders = { ...init.headers };
+  if (headers.correlationId === undefined) headers.correlationId = id;
+  const envelope: Envelope<P> = {
+    v: WIRE_VERSION,
+    id,
+    name: init.name,
+    channel: init.channel,
+    payload: init.payload,
+    headers,
+    attempt: 0,
+    maxAttempts: init.maxAttempts ?? 3,
+    runAt: init.runAt ?? now,
+    priority: init.priority ?? 0,
+    dedupKey: init.dedupKey ?? null,
+    createdAt: init.createdAt ?? now,
+  };
+  checkEnvelope(envelope);
+  return envelope;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Check an envelope's fields.
+ * @throws FerryError `INVALID_MESSAGE` (or `INVALID_NAME` for a bad name or channel)
+ */
+export function checkEnvelope(e: Envelope): void {
+  const bad = (field: string, why: string): never => {
+    throw new FerryError("INVALID_MESSAGE", `message field "${field}" ${why}`, { details: { field } });
+  };
+  if (e.v !== WIRE_VERSION) bad("v", `must be ${WIRE_VERSION}`);
+  if (typeof e.id !== "string" || !ID_PATTERN.test(e.id)) bad("id", "must be 1-64 characters of letters, digits, '-' or '_'");
+  assertName(e.name, "task name");
+  assertChannel(e.channel);
+  if (e.payload === undefined) bad("payload", "is required (use null for none)");
+  if (typeof e.headers !== "object" || e.headers === null || Array.isArray(e.headers)) bad("headers", "must be an object of strings");
+  for (const [k, val] of Object.entries(e.headers)) if (val !== undefined && typeof val !== "string") bad(`headers.${k}`, "must be a string");
+  if (!Number.isInteger(e.attempt) || e.attempt < 0) bad("attempt", "must be a whole number >= 0");
+  if (!Number.isInteger(e.maxAttempts) || e.maxAttempts < 1 || e.maxAttempts > 1000) bad("maxAttempts", "must be a whole number from 1 to 1000");
+  if (!Number.isFinite(e.runAt) || e.runAt < 0) bad("runAt", "must be a time in ms since the epoch");
+  if (!Number.isInteger(e.priority) || e.priority < -1000 || e.priority > 1000) bad("priority", "must be a whole number from -1000 to 1000");
+  if (e.dedupKey !== null && (typeof e.dedupKey !== "string" || e.dedupKey.length === 0 || e.dedupKey.length > 200)) bad("dedupKey", "must be null or 1-200 characters");
+  if (!Number.isFinite(e.createdAt) || e.createdAt < 0) bad("createdAt", "must be a time in ms since the epoch");
+}
+
+/** Encode an envelope in the wire format (one JSON object). */
+export function encodeEnvelope(e: Envelope): string {
+  return JSON.stringify(e);
+}
+
+function toMs(value: unknown, field: string, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === "number") return value;
+  if (typeof value === "string") {
+    const ms = Date.parse(value);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new FerryError("INVALID_MESSAGE", `message field "${field}" must be ms since the epoch or an ISO 8601 time`, { details: { field } });
+}
+
+/**
+ * Decode a wire-format message written by anyone (Ferry, PHP, curl). Only `v`,
+ * `name`, `channel` and `payload` are required; the rest is filled in.
+ * @throws FerryError `INVALID_MESSAGE`
+ */
+export function decodeEnvelope(input: string | Record<string, unknown>, now = Date.now()): Envelope {
+  let raw: unknown;
+  if (typeof input === "string") {
+    try {
+      raw = JSON.parse(input);
+    } catch (err) {
+      throw new FerryError("INVALID_MESSAGE", "message is not valid JSON", { cause: err });
+    }
+  } else raw = input;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new FerryError("INVALID_MESSAGE", "message must be a JSON object");
+  }
+  const r = raw as Record<string, unknown>;
+  const id = r.id === undefined || r.id === null ? newId(now) : (r.id as string);
+  const headers = (r.headers ?? {}) as MessageHeaders;
+  const e: Envelope = {
+    v: r.v as number,
+    id,
+    name: r.name as string,
+    channel: r.channel as string,
+    payload: r.payload,
+    headers: typeof headers === "object" && headers !== null && headers.correlationId === undefined ? { ...headers, correlationId: id } : headers,
+    attempt: (r.attempt as number | undefined) ?? 0,
+    maxAttempts: (r.maxAttempts as number | undefined) ?? 3,
+    runAt: toMs(r.runAt, "runAt", now),
+    priority: (r.priority as number | undefined) ?? 0,
+    dedupKey: (r.dedupKey as string | null | undefined) ?? null,
+    createdAt: toMs(r.createdAt, "createdAt", now),
+  };
+  checkEnvelope(e);
+  return e;
+}

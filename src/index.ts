@@ -1,0 +1,12 @@
+/**
+ * Ferry: an asynchronous message bus and job system for TypeScript on Node.js.
+ */
+export * from "./core/errors.ts";
+export * from "./core/control.ts";
+export * from "./core/duration.ts";
+export * from "./core/envelope.ts";
+export * from "./core/names.ts";
+export * from "./core/clock.ts";
+export * from "./transport/types.ts";
+export * from "./transport/registry.ts";
+export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory/memory-transport.ts";
