@@ -11,6 +11,12 @@ export type TransportFactory = (url: URL) => Promise<Transport>;
 const factories = new Map<string, TransportFactory>([
   ["memory:", async (url) => new (await import("./memory/memory-transport.ts")).MemoryTransport({ name: url.pathname || url.host || undefined })],
   ["sqlite:", async (url) => (await import("./sqlite/sqlite-transport.ts")).SqliteTransport.fromUrl(url)],
+  ["redis:", async (url) => (await import("./redis/redis-transport.ts")).RedisTransport.fromUrl(url)],
+  ["rediss:", async (url) => (await import("./redis/redis-transport.ts")).RedisTransport.fromUrl(url)],
+  ["postgres:", async (url) => (await import("./postgres/postgres-transport.ts")).PostgresTransport.fromUrl(url)],
+  ["postgresql:", async (url) => (await import("./postgres/postgres-transport.ts")).PostgresTransport.fromUrl(url)],
+  ["amqp:", async (url) => (await import("./amqp/amqp-transport.ts")).AmqpTransport.fromUrl(url)],
+  ["amqps:", async (url) => (await import("./amqp/amqp-transport.ts")).AmqpTransport.fromUrl(url)],
 ]);
 
 /**

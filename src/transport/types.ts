@@ -178,6 +178,32 @@ export interface Prunable {
   prune(options: { before: number; states?: readonly MessageState[] }): Promise<number>;
 }
 
+/**
+ * Enqueue inside the caller's own database transaction (an outbox without a
+ * relay): the messages exist if and only if that transaction commits.
+ */
+export interface TransactionalSend {
+  /** Send using `transaction`, a client of the store's driver inside `BEGIN` (a `pg` client for PostgreSQL). */
+  sendWithin(transaction: unknown, messages: readonly Envelope[]): Promise<SendReceipt[]>;
+}
+
+/** Pausing and resuming channels: a paused channel keeps its messages and delivers none. */
+export interface Pausable {
+  pause(channel: string): Promise<void>;
+  resume(channel: string): Promise<void>;
+  paused(): Promise<string[]>;
+}
+
+/** Type guard: can this transport enqueue inside a caller's transaction? */
+export function isTransactional(t: Transport): t is Transport & TransactionalSend {
+  return typeof (t as Partial<TransactionalSend>).sendWithin === "function";
+}
+
+/** Type guard: can channels on this transport be paused? */
+export function isPausable(t: Transport): t is Transport & Pausable {
+  return typeof (t as Partial<Pausable>).pause === "function" && typeof (t as Partial<Pausable>).resume === "function";
+}
+
 /** Type guard: can this transport be inspected? */
 export function isInspectable(t: Transport): t is Transport & Inspectable {
   return typeof (t as Partial<Inspectable>).counts === "function" && typeof (t as Partial<Inspectable>).get === "function";
