@@ -1,0 +1,426 @@
+/**
+ * The Ferry: where tasks and events are registered, channels are bound to
+ * transports, and work is dispatched, published and run.
+ */
+import { systemClock, type Clock } from "../core/clock.ts";
+import { parseDuration, type Duration } from "../core/duration.ts";
+import { createEnvelope, newId, type Envelope, type MessageHeaders } from "../core/envelope.ts";
+import { FerryError, toError } from "../core/errors.ts";
+import { EventStream, type FerryEvents, type RunReport } from "../core/events.ts";
+import { assertChannel, assertPattern } from "../core/names.ts";
+import { checkInteger, checkOptionKeys } from "../core/options.ts";
+import { assertJson, validatePayload } from "../core/schema.ts";
+import { instrument } from "../transport/instrumented.ts";
+import { createTransport, parseTransportUrl, redactUrl } from "../transport/registry.ts";
+import { isTransactional, type SendReceipt, type Transport } from "../transport/types.ts";
+import { Worker, type WorkerHost, type WorkerOptions } from "../worker/worker.ts";
+import { runHandler } from "../worker/outcome.ts";
+import type { EventDefinition, InputOf, TaskContext, TaskDefinition } from "./define.ts";
+import { Router } from "./routing.ts";
+
+/** A transport given by URL or as an instance. */
+export type TransportSpec = string | Transport;
+
+/** Options of {@link createFerry}. */
+export interface FerryOptions {
+  /** The default transport. Default: `FERRY_URL` from the environment, else `sqlite://./data/ferry.db`. */
+  transport?: TransportSpec;
+  /** Channels bound to other transports, by name: `{ emails: "redis://127.0.0.1:6379" }`. Default none. */
+  channels?: Record<string, TransportSpec>;
+  /** The channel for tasks that name none. Default `"default"`. */
+  defaultChannel?: string;
+  /** Tasks this Ferry can run. More with `register()`. */
+  tasks?: TaskDefinition[];
+  /** Events this Ferry knows by name (for validating publishes by name). */
+  events?: EventDefinition[];
+  /** Called after every run (worker and sync). */
+  onRun?: (report: RunReport) => void;
+  /** The clock for due times computed by the publisher. Default the system clock. */
+  clock?: Clock;
+}
+
+/** Options of {@link Ferry.dispatch}. */
+export interface DispatchOptions {
+  /** Override the task's channel. */
+  channel?: string;
+  /** Run after this long. Not with `runAt`. */
+  delay?: Duration;
+  /** Run at this time (Date or ms since the epoch). Not with `delay`. */
+  runAt?: Date | number;
+  /** -1000..1000, higher first. Default: the task's priority. */
+  priority?: number;
+  /** While a message with this key is live, dispatching another returns the first. */
+  dedupKey?: string;
+  /** Attempts before the dead-letter store. Default: the task's `retry.attempts`. */
+  maxAttempts?: number;
+  /** Extra headers (strings). */
+  headers?: Record<string, string>;
+  /** Tie to a business flow. Default: the message's own id. */
+  correlationId?: string;
+  /** The message or event that caused this one. */
+  causationId?: string;
+  /** Enqueue inside this database transaction (a `pg` client in BEGIN, for PostgreSQL channels). */
+  transaction?: unknown;
+}
+
+/** Options of {@link Ferry.publish}. */
+export interface PublishOptions {
+  correlationId?: string;
+  causationId?: string;
+  headers?: Record<string, string>;
+  transaction?: unknown;
+}
+
+/** Options of {@link Ferry.on}. */
+export interface SubscribeOptions {
+  /** Deliver on this channel (async). Without a channel the task runs in the publisher's process (sync). */
+  channel?: string;
+  /** Run the task this long after the event. Needs a channel. Default 0. */
+  delay?: Duration;
+  /** Turn the event payload into the task's payload. Default: unchanged. */
+  map?: (payload: never) => unknown;
+}
+
+/** What a dispatch returns. */
+export interface DispatchReceipt extends SendReceipt {
+  channel: string;
+  task: string;
+}
+
+/** What a publish returns: the event's id and the task messages it fanned out to. */
+export interface PublishReceipt {
+  id: string;
+  event: string;
+  messages: DispatchReceipt[];
+  /** Tasks run in the publisher's process. */
+  ran: string[];
+}
+
+const DISPATCH_OPTIONS = ["channel", "delay", "runAt", "priority", "dedupKey", "maxAttempts", "headers", "correlationId", "causationId", "transaction"] as const;
+const PUBLISH_OPTIONS = ["correlationId", "causationId", "headers", "transaction"] as const;
+const FERRY_OPTIONS = ["transport", "channels", "defaultChannel", "tasks", "events", "onRun", "clock"] as const;
+
+/** The default transport URL: an SQLite file under ./data. */
+export const DEFAULT_TRANSPORT_URL = "sqlite://./data/ferry.db";
+
+/** Create a Ferry. Transports connect lazily, on first use. */
+export function createFerry(options: FerryOptions = {}): Ferry {
+  return new Ferry(options);
+}
+
+/** The bus: register, dispatch, publish, run workers. */
+export class Ferry {
+  /** The typed event stream: runs, transport calls, warnings. */
+  readonly events = new EventStream<FerryEvents>();
+  readonly defaultChannel: string;
+  readonly clock: Clock;
+  #tasks = new Map<string, TaskDefinition>();
+  #events = new Map<string, EventDefinition>();
+  #router = new Router();
+  #defaultSpec: TransportSpec;
+  #channelSpecs = new Map<string, TransportSpec>();
+  #transports = new Map<string, Promise<Transport>>();
+  #workers = new Set<Worker>();
+  #closed = false;
+
+  constructor(options: FerryOptions = {}) {
+    checkOptionKeys(options, FERRY_OPTIONS, "createFerry");
+    this.clock = options.clock ?? systemClock;
+    this.defaultChannel = assertChannel(options.defaultChannel ?? "default");
+    this.#defaultSpec = options.transport ?? process.env.FERRY_URL ?? DEFAULT_TRANSPORT_URL;
+    checkSpec(this.#defaultSpec, "transport");
+    for (const [channel, spec] of Object.entries(options.channels ?? {})) {
+      assertChannel(channel);
+      checkSpec(spec, `channels.${channel}`);
+      this.#channelSpecs.set(channel, spec);
+    }
+    if (options.onRun !== undefined) {
+      if (typeof options.onRun !== "function") throw new FerryError("INVALID_OPTION", "onRun must be a function", { details: { option: "onRun" } });
+      this.events.on("run", options.onRun);
+    }
+    this.register(...(options.tasks ?? []));
+    for (const e of options.events ?? []) this.#events.set(e.name, e);
+  }
+
+  /**
+   * Register tasks this Ferry can run.
+   * @throws FerryError `DUPLICATE_TASK` when another task has the same name.
+   */
+  register(...tasks: TaskDefinition[]): this {
+    for (const task of tasks) {
+      if (task?.kind !== "task") throw new FerryError("INVALID_OPTION", "register() takes tasks made by defineTask()");
+      const existing = this.#tasks.get(task.name);
+      if (existing && existing !== task) throw new FerryError("DUPLICATE_TASK", `two different tasks are named "${task.name}"; task names must be unique`);
+      this.#tasks.set(task.name, task);
+    }
+    return this;
+  }
+
+  /** A registered task by name. */
+  task(name: string): TaskDefinition | undefined {
+    return this.#tasks.get(name);
+  }
+
+  /** Every registered task. */
+  tasks(): TaskDefinition[] {
+    return [...this.#tasks.values()];
+  }
+
+  /**
+   * Subscribe a task to an event (or an event name pattern like `order.*.paid`):
+   * each publish fans out to it. With a channel it is delivered async (optionally
+   * delayed); without, it runs in the publisher's process.
+   */
+  on(event: EventDefinition | string, task: TaskDefinition, options: SubscribeOptions = {}): this {
+    checkOptionKeys(options, ["channel", "delay", "map"], "on");
+    const pattern = typeof event === "string" ? assertPattern(event) : event.name;
+    if (typeof event !== "string") this.#events.set(event.name, event);
+    if (task?.kind !== "task") throw new FerryError("INVALID_OPTION", "on(event, task) needs a task made by defineTask()");
+    this.register(task);
+    const channel = options.channel === undefined ? undefined : assertChannel(options.channel);
+    const delayMs = options.delay === undefined ? 0 : parseDuration(options.delay, "on delay");
+    if (delayMs > 0 && channel === undefined) {
+      throw new FerryError("INVALID_OPTION", `a delayed subscription of "${task.name}" needs a channel: a sync subscription runs at once in the publisher`, { details: { option: "delay" } });
+    }
+    if (options.map !== undefined && typeof options.map !== "function") throw new FerryError("INVALID_OPTION", "on map must be a function", { details: { option: "map" } });
+    this.#router.add({ pattern, task, channel, delayMs, map: options.map as ((p: unknown) => unknown) | undefined });
+    return this;
+  }
+
+  /** The channel a task's messages use unless told otherwise. */
+  channelOf(task: TaskDefinition): string {
+    return task.channel ?? this.defaultChannel;
+  }
+
+  /** Every channel that registered tasks and subscriptions use. */
+  channels(): string[] {
+    const set = new Set<string>();
+    for (const t of this.#tasks.values()) set.add(this.channelOf(t));
+    for (const s of this.#router.all()) if (s.channel) set.add(s.channel);
+    return [...set];
+  }
+
+  /** The transport bound to a channel (connecting on first use). */
+  async transport(channel: string): Promise<Transport> {
+    return (await this.#resolve(channel)).transport;
+  }
+
+  async #resolve(channel: string): Promise<{ key: string; transport: Transport }> {
+    if (this.#closed) throw new FerryError("TRANSPORT_CLOSED", "this Ferry is closed");
+    const spec = this.#channelSpecs.get(channel) ?? this.#defaultSpec;
+    const key = typeof spec === "string" ? spec : `instance:${spec.kind}:${this.#instanceKey(spec)}`;
+    let pending = this.#transports.get(key);
+    if (!pending) {
+      pending = (async () => {
+        try {
+          return instrument(typeof spec === "string" ? await createTransport(spec) : spec, this.events);
+        } catch (err) {
+          this.#transports.delete(key);
+          if (err instanceof FerryError) throw err;
+          throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot connect to ${typeof spec === "string" ? redactUrl(spec) : spec.kind}: ${toError(err).message}`, { cause: err });
+        }
+      })();
+      this.#transports.set(key, pending);
+    }
+    return { key, transport: await pending };
+  }
+
+  #instances = new Map<Transport, number>();
+  #instanceKey(t: Transport): number {
+    let n = this.#instances.get(t);
+    if (n === undefined) this.#instances.set(t, (n = this.#instances.size));
+    return n;
+  }
+
+  #taskFor(task: TaskDefinition | string, channel: string | undefined): TaskDefinition | string {
+    if (typeof task !== "string") {
+      if (task?.kind !== "task") throw new FerryError("INVALID_OPTION", "dispatch() takes a task made by defineTask(), or a task name");
+      return task;
+    }
+    const found = this.#tasks.get(task);
+    if (found) return found;
+    if (channel === undefined) throw new FerryError("UNKNOWN_TASK", `no task "${task}" is registered; register it, or pass { channel } to send to a worker elsewhere`);
+    return task;
+  }
+
+  async #envelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, now: number): Promise<Envelope> {
+    const name = typeof task === "string" ? task : task.name;
+    if (typeof task !== "string") await validatePayload(task.schema, payload, `payload of "${name}"`);
+    assertJson(payload, `payload of "${name}"`);
+    if (options.delay !== undefined && options.runAt !== undefined) throw new FerryError("INVALID_OPTION", "give either delay or runAt, not both", { details: { option: "delay" } });
+    let runAt = now;
+    if (options.delay !== undefined) runAt = now + parseDuration(options.delay, "delay");
+    if (options.runAt !== undefined) {
+      runAt = options.runAt instanceof Date ? options.runAt.getTime() : options.runAt;
+      if (typeof runAt !== "number" || !Number.isFinite(runAt) || runAt < 0) throw new FerryError("INVALID_OPTION", "runAt must be a Date or ms since the epoch", { details: { option: "runAt" } });
+    }
+    const headers: MessageHeaders = {};
+    if (options.headers !== undefined) {
+      if (typeof options.headers !== "object" || options.headers === null) throw new FerryError("INVALID_OPTION", "headers must be an object of strings", { details: { option: "headers" } });
+      for (const [k, v] of Object.entries(options.headers)) {
+        if (typeof v !== "string") throw new FerryError("INVALID_OPTION", `header "${k}" must be a string`, { details: { option: `headers.${k}` } });
+        headers[k] = v;
+      }
+    }
+    if (options.correlationId !== undefined) headers.correlationId = String(options.correlationId);
+    if (options.causationId !== undefined) headers.causationId = String(options.causationId);
+    const priority = options.priority ?? (typeof task === "string" ? 0 : task.priority);
+    checkInteger(priority, "priority", -1000, 1000);
+    const maxAttempts = options.maxAttempts ?? (typeof task === "string" ? 3 : task.retry.attempts);
+    checkInteger(maxAttempts, "maxAttempts", 1, 1000);
+    if (options.dedupKey !== undefined && (typeof options.dedupKey !== "string" || options.dedupKey.length === 0 || options.dedupKey.length > 200)) {
+      throw new FerryError("INVALID_OPTION", "dedupKey must be 1-200 characters", { details: { option: "dedupKey" } });
+    }
+    const channel = options.channel ?? (typeof task === "string" ? this.defaultChannel : this.channelOf(task));
+    return createEnvelope({ name, channel, payload, headers, runAt, priority, maxAttempts, dedupKey: options.dedupKey ?? null }, now);
+  }
+
+  async #send(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
+    const byTransport = new Map<Transport, number[]>();
+    for (let i = 0; i < envelopes.length; i++) {
+      const t = await this.transport(envelopes[i]!.channel);
+      let list = byTransport.get(t);
+      if (!list) byTransport.set(t, (list = []));
+      list.push(i);
+    }
+    const receipts: SendReceipt[] = new Array(envelopes.length);
+    await Promise.all(
+      [...byTransport].map(async ([t, indexes]) => {
+        const batch = indexes.map((i) => envelopes[i]!);
+        let out: SendReceipt[];
+        if (transaction !== undefined) {
+          if (!isTransactional(t)) throw new FerryError("NOT_SUPPORTED", `the ${t.kind} transport cannot enqueue inside a caller's transaction; use a PostgreSQL channel for transactional enqueue`);
+          out = await t.sendWithin(transaction, batch);
+        } else out = await t.send(batch);
+        indexes.forEach((i, k) => (receipts[i] = out[k]!));
+      }),
+    );
+    return receipts;
+  }
+
+  #emitDispatched(envelopes: Envelope[], receipts: SendReceipt[]): DispatchReceipt[] {
+    const listening = this.events.has("dispatched");
+    return envelopes.map((e, i) => {
+      const r = receipts[i]!;
+      if (listening) this.events.emit("dispatched", { id: r.id, task: e.name, channel: e.channel, payload: e.payload, deduplicated: r.deduplicated, runAt: e.runAt });
+      return { id: r.id, deduplicated: r.deduplicated, channel: e.channel, task: e.name };
+    });
+  }
+
+  /**
+   * Enqueue one task message.
+   * @throws FerryError `INVALID_PAYLOAD`, `INVALID_OPTION`, `UNKNOWN_TASK`, `TRANSPORT_UNAVAILABLE`
+   */
+  async dispatch<T extends TaskDefinition>(task: T | string, payload: T extends TaskDefinition ? InputOf<T> : unknown, options: DispatchOptions = {}): Promise<DispatchReceipt> {
+    checkOptionKeys(options, DISPATCH_OPTIONS, "dispatch");
+    const def = this.#taskFor(task, options.channel);
+    const envelope = await this.#envelope(def, payload, options, this.clock.now());
+    const receipts = await this.#send([envelope], options.transaction);
+    return this.#emitDispatched([envelope], receipts)[0]!;
+  }
+
+  /**
+   * Enqueue many messages of one task in one round trip per transport.
+   * Every payload is checked before anything is sent.
+   */
+  async dispatchMany<T extends TaskDefinition>(task: T | string, payloads: Array<T extends TaskDefinition ? InputOf<T> : unknown>, options: Omit<DispatchOptions, "dedupKey"> = {}): Promise<DispatchReceipt[]> {
+    checkOptionKeys(options, DISPATCH_OPTIONS, "dispatchMany");
+    if (!Array.isArray(payloads)) throw new FerryError("INVALID_OPTION", "dispatchMany takes an array of payloads", { details: { option: "payloads" } });
+    const def = this.#taskFor(task, options.channel);
+    const now = this.clock.now();
+    const envelopes: Envelope[] = [];
+    for (const p of payloads) envelopes.push(await this.#envelope(def, p, options, now));
+    const receipts = await this.#send(envelopes, options.transaction);
+    return this.#emitDispatched(envelopes, receipts);
+  }
+
+  /**
+   * Publish an event: sync subscribers run here first (a failure rejects the
+   * publish before anything is sent), then async ones are enqueued.
+   * @throws FerryError `INVALID_PAYLOAD`, `INVALID_NAME`, `HANDLER_FAILED`
+   */
+  async publish<E extends EventDefinition>(event: E | string, payload: E extends EventDefinition ? InputOf<E> : unknown, options: PublishOptions = {}): Promise<PublishReceipt> {
+    checkOptionKeys(options, PUBLISH_OPTIONS, "publish");
+    const name = typeof event === "string" ? assertPattern(event) : event.name;
+    if (name.split(".").some((w) => w === "*" || w === "#")) throw new FerryError("INVALID_NAME", `publish a concrete event name, not a pattern: "${name}"`);
+    const def = typeof event === "string" ? this.#events.get(name) : event;
+    await validatePayload(def?.schema, payload, `payload of event "${name}"`);
+    assertJson(payload, `payload of event "${name}"`);
+    const id = newId(this.clock.now());
+    const correlationId = options.correlationId ?? id;
+    const subs = this.#router.match(name);
+    const ran: string[] = [];
+    for (const sub of subs.filter((s) => s.channel === undefined)) {
+      const taskPayload = sub.map ? sub.map(payload) : payload;
+      await this.#runSync(sub.task, taskPayload, { correlationId, causationId: id, event: name });
+      ran.push(sub.task.name);
+    }
+    const now = this.clock.now();
+    const envelopes: Envelope[] = [];
+    for (const sub of subs) {
+      if (sub.channel === undefined) continue;
+      envelopes.push(
+        await this.#envelope(sub.task, sub.map ? sub.map(payload) : payload, {
+          channel: sub.channel,
+          ...(sub.delayMs > 0 ? { delay: sub.delayMs } : {}),
+          correlationId,
+          causationId: id,
+          headers: { ...options.headers, event: name },
+        }, now),
+      );
+    }
+    const receipts = envelopes.length > 0 ? await this.#send(envelopes, options.transaction) : [];
+    const messages = this.#emitDispatched(envelopes, receipts);
+    this.events.emit("published", { id, event: name, payload, messageIds: messages.map((m) => m.id) });
+    return { id, event: name, messages, ran };
+  }
+
+  async #runSync(task: TaskDefinition, payload: unknown, headers: MessageHeaders): Promise<void> {
+    const id = newId(this.clock.now());
+    const startedAt = this.clock.now();
+    const controller = new AbortController();
+    const ctx: TaskContext = { id, task: task.name, channel: "sync", attempt: 1, maxAttempts: 1, headers, signal: controller.signal, sync: true };
+    const base = { channel: "sync", id, task: task.name, params: payload, attempt: 1, maxAttempts: 1, startedAt, correlationId: headers.correlationId, sync: true };
+    try {
+      const valid = await validatePayload(task.schema, payload, `payload of "${task.name}"`);
+      const result = await runHandler(task, valid, ctx, controller);
+      this.events.emit("run", { ...base, status: "completed", durationMs: this.clock.now() - startedAt, message: `${task.name} completed in the publisher`, ...(result === undefined ? {} : { result }) });
+    } catch (err) {
+      const e = toError(err);
+      const code = err instanceof FerryError ? err.code : "HANDLER_FAILED";
+      this.events.emit("run", { ...base, status: "dead", durationMs: this.clock.now() - startedAt, message: `${task.name} failed in the publisher: ${e.message}`, error: { at: this.clock.now(), attempt: 1, code, message: e.message } });
+      throw new FerryError("HANDLER_FAILED", `sync subscriber "${task.name}" of event "${headers.event}" failed: ${e.message}; nothing was enqueued for this publish`, { cause: err });
+    }
+  }
+
+  /** Make a worker for this Ferry's tasks. Call `start()` on it. */
+  worker(options: WorkerOptions = {}): Worker {
+    const host: WorkerHost = {
+      task: (name) => this.#tasks.get(name),
+      transportFor: (channel) => this.#resolve(channel),
+      defaultChannels: () => this.channels(),
+      events: this.events,
+      now: () => this.clock.now(),
+    };
+    const worker = new Worker(host, options);
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /** Stop every worker made here (gracefully), then close the transports. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#workers].map((w) => w.stop()));
+    this.#closed = true;
+    const transports = await Promise.allSettled(this.#transports.values());
+    await Promise.all(transports.map((r) => (r.status === "fulfilled" ? r.value.close() : undefined)));
+    this.#transports.clear();
+  }
+}
+
+function checkSpec(spec: unknown, what: string): void {
+  if (typeof spec === "string") parseTransportUrl(spec);
+  else if (typeof spec !== "object" || spec === null || typeof (spec as Transport).receive !== "function") {
+    throw new FerryError("INVALID_OPTION", `${what} must be a transport URL or a Transport instance`, { details: { option: what } });
+  }
+}

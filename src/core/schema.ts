@@ -1,0 +1,76 @@
+/**
+ * Payload validation through Standard Schema: zod, valibot, arktype and any
+ * other library that implements it.
+ */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { FerryError } from "./errors.ts";
+
+export type { StandardSchemaV1 };
+
+/** One problem found in a payload, with its path (`user.email`). */
+export interface PayloadIssue {
+  path: string;
+  message: string;
+}
+
+function pathOf(issue: StandardSchemaV1.Issue): string {
+  if (!issue.path || issue.path.length === 0) return "(root)";
+  return issue.path.map((seg) => String(typeof seg === "object" && seg !== null ? seg.key : seg)).join(".");
+}
+
+/** Largest nesting depth a payload may have. */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+/**
+ * Check that a payload is plain JSON (no functions, cycles, `undefined` at the
+ * top, non-finite numbers, or deeper than {@link MAX_PAYLOAD_DEPTH}).
+ * @throws FerryError `INVALID_PAYLOAD`
+ */
+export function assertJson(value: unknown, what: string): void {
+  const bad = (why: string, path: string): never => {
+    throw new FerryError("INVALID_PAYLOAD", `${what} is not JSON: ${why} at ${path}`, { details: { path } });
+  };
+  const walk = (v: unknown, path: string, depth: number, seen: Set<object>): void => {
+    if (depth > MAX_PAYLOAD_DEPTH) bad(`nesting deeper than ${MAX_PAYLOAD_DEPTH}`, path);
+    if (v === null || typeof v === "string" || typeof v === "boolean") return;
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) bad(`non-finite number ${v}`, path);
+      return;
+    }
+    if (typeof v !== "object") bad(`a ${typeof v}`, path);
+    const o = v as object;
+    if (seen.has(o)) bad("a cycle", path);
+    seen.add(o);
+    if (Array.isArray(o)) o.forEach((x, i) => walk(x, `${path}[${i}]`, depth + 1, seen));
+    else {
+      const proto = Object.getPrototypeOf(o);
+      if (proto !== Object.prototype && proto !== null && !(o instanceof Date)) bad(`an instance of ${o.constructor?.name ?? "a class"}`, path);
+      if (!(o instanceof Date)) for (const [k, x] of Object.entries(o)) if (x !== undefined) walk(x, `${path}.${k}`, depth + 1, seen);
+    }
+    seen.delete(o);
+  };
+  if (value === undefined) bad("undefined (use null for no payload)", "(root)");
+  walk(value, "(root)", 0, new Set());
+}
+
+/**
+ * Validate `value` with a Standard Schema (when there is one) and return the
+ * schema's output.
+ * @throws FerryError `INVALID_PAYLOAD` listing every issue with its path.
+ */
+export async function validatePayload<S extends StandardSchemaV1>(schema: S | undefined, value: unknown, what: string): Promise<StandardSchemaV1.InferOutput<S>> {
+  if (!schema) return value as StandardSchemaV1.InferOutput<S>;
+  let result = schema["~standard"].validate(value);
+  if (result instanceof Promise) result = await result;
+  if (result.issues) {
+    const issues: PayloadIssue[] = result.issues.map((i) => ({ path: pathOf(i), message: i.message }));
+    const summary = issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join("; ");
+    throw new FerryError("INVALID_PAYLOAD", `${what} failed its schema: ${summary}${issues.length > 5 ? ` (and ${issues.length - 5} more)` : ""}`, { details: { issues } });
+  }
+  return result.value as StandardSchemaV1.InferOutput<S>;
+}
+
+/** True when `value` looks like a Standard Schema. */
+export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
+  return typeof value === "object" && value !== null && typeof (value as { "~standard"?: { validate?: unknown } })["~standard"]?.validate === "function";
+}
