@@ -1,0 +1,36 @@
+-- ack.lua: complete or cancel leased messages (fenced by token), then trim the finished
+-- sets touched past retention.
+-- KEYS: none (derived from the prefix).
+-- ARGV[1] prefix, ARGV[2] keepCount (-1: no limit), ARGV[3] keepAgeMs (-1: no limit), ARGV[4] trim cap;
+-- then 4 per item: id, token, status ('completed' | 'cancelled'), result JSON ('' for none).
+-- Returns: one integer per item: 1 done, 0 refused (not active, or not this token).
+local now = now_ms()
+local now_text = int(now)
+local keep_count, keep_age, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+local touched = {}
+local n = (#ARGV - 4) / 4
+for i = 0, n - 1 do
+  local b = 5 + i * 4
+  local id, tok, status, res = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local mk = P .. ':m:' .. id
+  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'dk')
+  if v[1] == 'active' and v[2] == tok then
+    if res ~= '' then
+      redis.call('HSET', mk, 'st', status, 'tok', '', 'fa', now_text, 'res', res)
+    else
+      redis.call('HSET', mk, 'st', status, 'tok', '', 'fa', now_text)
+    end
+    local ch = v[3]
+    redis.call('ZREM', P .. ':a:' .. ch, id)
+    local sk = P .. ':s:' .. status .. ':' .. ch
+    redis.call('ZADD', sk, now_text, id)
+    touched[sk] = true
+    release_dedup(v[4], id)
+    out[i + 1] = 1
+  else
+    out[i + 1] = 0
+  end
+end
+for sk in pairs(touched) do trim(sk, keep_count, keep_age, now, cap) end
+return out

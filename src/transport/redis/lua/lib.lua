@@ -1,0 +1,96 @@
+-- lib.lua: helpers prepended to every Ferry script (not a script of its own).
+-- Every script takes ARGV[1] = the key prefix; keys are derived from it
+-- (so scripts need a standalone Redis or a prefix hash tag, see README of the folder).
+-- Key layout, with P the prefix and CH a channel:
+--   P:m:ID     hash   e (envelope JSON, stored once), ch, st (state), a (attempt), r (runAt ms),
+--                     p (priority), dk (dedupKey), tok (lease token), lx (lease end), sa, fa (started/finished ms),
+--                     err (error history: JSON objects joined by "\n"), res (result JSON)
+--   P:r:CH     zset   ready (due) messages, score (1000 - priority) * 2^42 + runAt
+--   P:d:CH     zset   delayed messages, score runAt
+--   P:a:CH     zset   active messages, score lease end
+--   P:s:STATE:CH zset completed / cancelled / dead, score finishedAt
+--   P:n:CH     list   wake-up tokens for blocked receivers (capped)
+--   P:dedup    hash   dedupKey -> id of the live message holding it
+--   P:channels set    every channel ever sent to
+--   P:paused   set    paused channels
+--   P:tok      string lease token counter
+local P = ARGV[1]
+local BAND = 4398046511104 -- 2^42: runAt range within one priority band
+local MAX_ERRORS = 10
+local NOTIFY_CAP = 16
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function ready_score(priority, run_at)
+  local r = math.floor(run_at)
+  if r < 0 then r = 0 elseif r >= BAND then r = BAND - 1 end
+  return int((1000 - priority) * BAND + r)
+end
+
+-- Put a waiting message where receive finds it: ready when due, else delayed.
+local function enqueue(id, ch, priority, run_at_text, now)
+  local run_at = tonumber(run_at_text)
+  if run_at <= now then
+    redis.call('ZADD', P .. ':r:' .. ch, ready_score(priority, run_at), id)
+  else
+    redis.call('ZADD', P .. ':d:' .. ch, run_at_text, id)
+  end
+end
+
+-- Wake up to n blocked receivers of a channel; the list never exceeds NOTIFY_CAP.
+local function notify(ch, n)
+  local k = P .. ':n:' .. ch
+  local room = NOTIFY_CAP - redis.call('LLEN', k)
+  if n > room then n = room end
+  for _ = 1, n do redis.call('LPUSH', k, '1') end
+end
+
+-- Append one error (a JSON object) to a history, keeping the first and the newest.
+local function append_error(history, e)
+  if not history or history == '' then return e end
+  local s = history .. '\n' .. e
+  local n = 1
+  for _ in string.gmatch(s, '\n') do n = n + 1 end
+  if n > MAX_ERRORS then
+    local p1 = string.find(s, '\n', 1, true)
+    local p2 = string.find(s, '\n', p1 + 1, true)
+    s = string.sub(s, 1, p1) .. string.sub(s, p2 + 1)
+  end
+  return s
+end
+
+-- Free a dedupKey if this message holds it.
+local function release_dedup(dk, id)
+  if dk and dk ~= '' and redis.call('HGET', P .. ':dedup', dk) == id then
+    redis.call('HDEL', P .. ':dedup', dk)
+  end
+end
+
+-- Delete records of a finished-state set past retention; at most `cap` per call.
+-- keep_count / keep_age_ms < 0 mean no limit.
+local function trim(set_key, keep_count, keep_age_ms, now, cap)
+  if keep_age_ms >= 0 then
+    local old = redis.call('ZRANGEBYSCORE', set_key, '-inf', '(' .. int(now - keep_age_ms), 'LIMIT', 0, cap)
+    for _, id in ipairs(old) do
+      redis.call('DEL', P .. ':m:' .. id)
+      redis.call('ZREM', set_key, id)
+    end
+    cap = cap - #old
+  end
+  if keep_count >= 0 and cap > 0 then
+    local excess = redis.call('ZCARD', set_key) - keep_count
+    if excess > cap then excess = cap end
+    if excess > 0 then
+      local ids = redis.call('ZRANGE', set_key, 0, excess - 1)
+      for _, id in ipairs(ids) do redis.call('DEL', P .. ':m:' .. id) end
+      redis.call('ZREMRANGEBYRANK', set_key, 0, excess - 1)
+    end
+  end
+end

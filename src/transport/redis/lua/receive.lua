@@ -1,0 +1,92 @@
+-- receive.lua: lease up to `max` due messages across channels, highest priority first, then
+-- oldest due, then id. Before choosing, moves due delayed messages and expired leases of
+-- those channels back to ready (at most `cap` of each per channel per call). Paused channels are skipped.
+-- KEYS: none (derived from the prefix).
+-- ARGV[1] prefix, ARGV[2] max, ARGV[3] leaseMs, ARGV[4] cap, ARGV[5..] channels.
+-- Returns: { now, nextDue, id1, envelopeJSON1, attempt1, runAt1, token1, id2, ... }
+--   now: the server's time (ms); every lease ends at now + leaseMs.
+--   nextDue: when nothing was leased, the earliest time (ms) a delayed message or a lease
+--   of these channels comes due, or -1 when none; 0 when something was leased.
+local now = now_ms()
+local max = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local now_text = int(now)
+local paused = P .. ':paused'
+local chans = {}
+for i = 5, #ARGV do
+  if redis.call('SISMEMBER', paused, ARGV[i]) == 0 then chans[#chans + 1] = ARGV[i] end
+end
+
+-- Bring due delayed messages and expired leases back to ready.
+for _, ch in ipairs(chans) do
+  local rk = P .. ':r:' .. ch
+  for pass = 1, 2 do
+    local from = (pass == 1) and (P .. ':d:' .. ch) or (P .. ':a:' .. ch)
+    local ids = redis.call('ZRANGEBYSCORE', from, '-inf', now_text, 'LIMIT', 0, cap)
+    for _, id in ipairs(ids) do
+      local mk = P .. ':m:' .. id
+      local v = redis.call('HMGET', mk, 'p', 'r')
+      redis.call('ZREM', from, id)
+      if v[1] then redis.call('ZADD', rk, ready_score(tonumber(v[1]), tonumber(v[2])), id) end
+      if pass == 2 then redis.call('HSET', mk, 'st', 'waiting', 'tok', '') end
+    end
+  end
+end
+
+-- Choose: per channel its first `max` ready, merged by (score, id).
+local chosen = {}
+if #chans == 1 then
+  local ids = redis.call('ZRANGE', P .. ':r:' .. chans[1], 0, max - 1)
+  for _, id in ipairs(ids) do chosen[#chosen + 1] = { id, chans[1] } end
+elseif #chans > 1 then
+  local cands = {}
+  for _, ch in ipairs(chans) do
+    local r = redis.call('ZRANGE', P .. ':r:' .. ch, 0, max - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do cands[#cands + 1] = { r[j], ch, tonumber(r[j + 1]) } end
+  end
+  table.sort(cands, function(x, y)
+    if x[3] ~= y[3] then return x[3] < y[3] end
+    return x[1] < y[1]
+  end)
+  for j = 1, math.min(max, #cands) do chosen[j] = cands[j] end
+end
+
+if #chosen == 0 then
+  local next_due = -1
+  for _, ch in ipairs(chans) do
+    for _, k in ipairs({ P .. ':d:' .. ch, P .. ':a:' .. ch }) do
+      local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+      if first[2] then
+        local at = math.ceil(tonumber(first[2]))
+        if next_due < 0 or at < next_due then next_due = at end
+      end
+    end
+  end
+  return { now, next_due }
+end
+
+local out = { now, 0 }
+local expires = int(now + lease)
+local base = redis.call('INCRBY', P .. ':tok', #chosen) - #chosen
+local per_channel = {}
+for i, c in ipairs(chosen) do
+  local id, ch = c[1], c[2]
+  local mk = P .. ':m:' .. id
+  local attempt = redis.call('HINCRBY', mk, 'a', 1)
+  local tok = int(base + i) .. '.' .. now_text
+  redis.call('HSET', mk, 'st', 'active', 'tok', tok, 'lx', expires, 'sa', now_text)
+  local v = redis.call('HMGET', mk, 'e', 'r')
+  redis.call('ZADD', P .. ':a:' .. ch, expires, id)
+  per_channel[ch] = (per_channel[ch] or 0) + 1
+  local o = #out
+  out[o + 1] = id
+  out[o + 2] = v[1]
+  out[o + 3] = attempt
+  out[o + 4] = v[2]
+  out[o + 5] = tok
+end
+for ch, k in pairs(per_channel) do
+  redis.call('ZREMRANGEBYRANK', P .. ':r:' .. ch, 0, k - 1)
+end
+return out

@@ -1,0 +1,33 @@
+-- retry.lua: return leased messages to waiting, due at a time (fenced by token).
+-- A snooze (attemptUsed 0) takes the attempt counter back down by one.
+-- KEYS: none (derived from the prefix).
+-- ARGV[1] prefix; then 5 per item: id, token, runAt (ms), attemptUsed ('1' | '0'), error JSON ('' for none).
+-- Returns: one integer per item: 1 done, 0 refused (not active, or not this token).
+local now = now_ms()
+local out = {}
+local touched = {}
+local n = (#ARGV - 1) / 5
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  local id, tok, run_at, used, e = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local mk = P .. ':m:' .. id
+  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'p', 'a', 'err')
+  if v[1] == 'active' and v[2] == tok then
+    local attempt = tonumber(v[5])
+    if used == '0' and attempt > 0 then attempt = attempt - 1 end
+    if e ~= '' then
+      redis.call('HSET', mk, 'st', 'waiting', 'tok', '', 'r', run_at, 'a', attempt, 'err', append_error(v[6], e))
+    else
+      redis.call('HSET', mk, 'st', 'waiting', 'tok', '', 'r', run_at, 'a', attempt)
+    end
+    local ch = v[3]
+    redis.call('ZREM', P .. ':a:' .. ch, id)
+    enqueue(id, ch, tonumber(v[4]), run_at, now)
+    touched[ch] = (touched[ch] or 0) + 1
+    out[i + 1] = 1
+  else
+    out[i + 1] = 0
+  end
+end
+for ch, count in pairs(touched) do notify(ch, count) end
+return out

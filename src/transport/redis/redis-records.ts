@@ -1,0 +1,50 @@
+/**
+ * Stored hashes and script replies to Ferry's types. The envelope JSON is
+ * stored once; the fields that change (attempt, runAt) live beside it and
+ * are laid over it when read.
+ */
+import type { Envelope } from "../../core/envelope.ts";
+import type { AttemptError, Delivery, MessageRecord, MessageState } from "../types.ts";
+
+/** Build an envelope from its stored JSON and current attempt and runAt. */
+export function envelopeFrom(json: string, attempt: number, runAt: string): Envelope {
+  const m = JSON.parse(json) as { attempt: number; runAt: number };
+  m.attempt = attempt;
+  m.runAt = Number(runAt);
+  return m as unknown as Envelope;
+}
+
+/** Parse the reply of `receive.lua` into deliveries. */
+export function parseDeliveries(reply: unknown[], leaseMs: number): Delivery[] {
+  const now = Number(reply[0]);
+  const leaseExpiresAt = now + leaseMs;
+  const out: Delivery[] = [];
+  for (let i = 2; i < reply.length; i += 5) {
+    out.push({
+      message: envelopeFrom(reply[i + 1] as string, Number(reply[i + 2]), reply[i + 3] as string),
+      token: reply[i + 4] as string,
+      leaseExpiresAt,
+    });
+  }
+  return out;
+}
+
+/** Parse an error history (JSON objects joined by newlines). */
+export function parseErrors(text: string | undefined): AttemptError[] {
+  if (!text) return [];
+  return text.split("\n").map((line) => JSON.parse(line) as AttemptError);
+}
+
+/** A message hash (HGETALL) to a record; null when the hash is empty (no such message). */
+export function recordFrom(hash: Record<string, string>): MessageRecord | null {
+  if (hash.e === undefined) return null;
+  const record: MessageRecord = {
+    message: envelopeFrom(hash.e, Number(hash.a ?? 0), hash.r ?? "0"),
+    state: hash.st as MessageState,
+    errors: parseErrors(hash.err),
+  };
+  if (hash.res !== undefined) record.result = JSON.parse(hash.res);
+  if (hash.sa !== undefined) record.startedAt = Number(hash.sa);
+  if (hash.fa !== undefined) record.finishedAt = Number(hash.fa);
+  return record;
+}

@@ -1,0 +1,376 @@
+/**
+ * The Redis transport: a fast shared queue. Every state change is one Lua
+ * script per batch (atomic, one round trip for K messages); due times and
+ * leases use the Redis server's clock; delayed messages are data in Redis, not
+ * timers; idle receivers block on wake-up lists instead of polling; expired
+ * leases are taken back by the next receive of their channel, so no separate
+ * rescuer is needed. Key layout and script contracts: `lua/lib.lua` and the
+ * header of each `lua/*.lua`.
+ */
+import { Redis } from "ioredis";
+import { checkEnvelope, type Envelope } from "../../core/envelope.ts";
+import { FerryError, isFerryError } from "../../core/errors.ts";
+import { assertChannel } from "../../core/names.ts";
+import { redactUrl } from "../registry.ts";
+import {
+  MESSAGE_STATES,
+  type AckItem,
+  type ChannelCounts,
+  type DeadItem,
+  type DeadLetterAdmin,
+  type Delivery,
+  type Inspectable,
+  type LeaseRef,
+  type ListQuery,
+  type MessageRecord,
+  type MessageState,
+  type Pausable,
+  type Prunable,
+  type ReceiveRequest,
+  type RetryItem,
+  type SendReceipt,
+  type Transport,
+} from "../types.ts";
+import { ConnectionMonitor, readServerSettings, serverWarnings } from "./redis-health.ts";
+import {
+  checkPrefix,
+  DEFAULT_COMPLETED_RETENTION,
+  DEFAULT_DEAD_RETENTION,
+  optionsFromUrl,
+  resolveRule,
+  type RedisTransportOptions,
+  type ResolvedRule,
+  type WarningHandler,
+} from "./redis-options.ts";
+import { parseDeliveries, recordFrom } from "./redis-records.ts";
+import { defineScripts, queueScript, runScript, type ScriptName } from "./redis-scripts.ts";
+import { BlockingWaiter } from "./redis-waiter.ts";
+
+export type { RedisTransportOptions, RetentionOptions, RetentionRule, WarningHandler } from "./redis-options.ts";
+
+/** The default server: `redis://127.0.0.1:6379/0`. */
+export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
+/** Most delayed messages or expired leases one receive moves back to ready, per channel. */
+const RECOVER_CAP = 1000;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
+
+/** A Redis-backed transport with the full capability set. */
+export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable {
+  readonly kind = "redis";
+  /** The key prefix. */
+  readonly prefix: string;
+  /** `host:port` of the server, for messages. */
+  readonly target: string;
+  readonly #client: Redis;
+  readonly #waiter: BlockingWaiter;
+  readonly #monitor: ConnectionMonitor;
+  readonly #warn: WarningHandler;
+  readonly #completed: ResolvedRule;
+  readonly #dead: ResolvedRule;
+  readonly #sendChunk: number;
+  #closed = false;
+
+  private constructor(client: Redis, options: RedisTransportOptions) {
+    this.#client = client;
+    this.prefix = checkPrefix(options.prefix ?? "ferry");
+    this.target = `${client.options.host ?? "127.0.0.1"}:${client.options.port ?? 6379}`;
+    this.#warn = options.onWarning ?? ((message) => console.warn(message));
+    this.#completed = resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed");
+    this.#dead = resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead");
+    this.#sendChunk = options.sendChunk ?? 1000;
+    if (!Number.isInteger(this.#sendChunk) || this.#sendChunk < 1) throw new FerryError("INVALID_OPTION", "sendChunk must be a whole number >= 1", { details: { option: "sendChunk" } });
+    this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
+    this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
+    defineScripts(client);
+  }
+
+  /**
+   * Connect, check the server's settings (warning when messages are at risk) and
+   * return the transport.
+   * @throws FerryError `INVALID_OPTION`, `INVALID_URL`, `TRANSPORT_UNAVAILABLE`
+   */
+  static async open(options: RedisTransportOptions = {}): Promise<RedisTransport> {
+    const url = String(options.url ?? DEFAULT_REDIS_URL);
+    let client: Redis;
+    try {
+      client = new Redis(url, { lazyConnect: true, ...options.redis });
+    } catch (err) {
+      throw new FerryError("INVALID_URL", `cannot use redis URL ${JSON.stringify(redactUrl(url))}: ${(err as Error).message}`, { cause: err });
+    }
+    let transport: RedisTransport;
+    try {
+      transport = new RedisTransport(client, options);
+    } catch (err) {
+      client.disconnect();
+      throw err;
+    }
+    try {
+      await client.connect();
+    } catch (err) {
+      await transport.close();
+      throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot connect to Redis at ${redactUrl(url)}: ${(err as Error).message}; is the server running and the URL right?`, { cause: err });
+    }
+    if (options.checkServer !== false) {
+      for (const warning of serverWarnings(await readServerSettings(client), transport.target)) transport.#warn(warning);
+    }
+    return transport;
+  }
+
+  /**
+   * Open from a transport URL: `redis://[:password@]host:port/db?prefix=ferry`
+   * (`rediss://` for TLS). The registry calls this.
+   */
+  static fromUrl(url: URL): Promise<RedisTransport> {
+    return RedisTransport.open(optionsFromUrl(url));
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new FerryError("TRANSPORT_CLOSED", `the redis transport (${this.target}, prefix "${this.prefix}") is closed; open a new one to continue`);
+  }
+
+  async #run(name: ScriptName, args: (string | number)[]): Promise<unknown[]> {
+    try {
+      return (await runScript(this.#client, name, args)) as unknown[];
+    } catch (err) {
+      throw this.#wrap(err, name);
+    }
+  }
+
+  #wrap(err: unknown, what: string): Error {
+    if (isFerryError(err)) return err;
+    if (this.#closed) return new FerryError("TRANSPORT_CLOSED", `the redis transport closed during ${what}`, { cause: err });
+    return new FerryError("TRANSPORT_UNAVAILABLE", `redis ${what} failed at ${this.target}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+
+  async send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
+    this.#checkOpen();
+    if (messages.length === 0) return [];
+    const chunks: (string | number)[][] = [];
+    for (let start = 0; start < messages.length; start += this.#sendChunk) {
+      const args: (string | number)[] = [this.prefix];
+      for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
+        const m = messages[i]!;
+        checkEnvelope(m);
+        args.push(m.id, m.channel, m.priority, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m));
+      }
+      chunks.push(args);
+    }
+    let reply: unknown[];
+    if (chunks.length === 1) {
+      reply = await this.#run("send", chunks[0]!);
+    } else {
+      // Several calls, all or nothing: one MULTI.
+      const multi = this.#client.multi();
+      for (const args of chunks) queueScript(multi, "send", args);
+      let results: [Error | null, unknown][] | null;
+      try {
+        results = await multi.exec();
+      } catch (err) {
+        throw this.#wrap(err, "send");
+      }
+      if (!results) throw this.#wrap(new Error("MULTI aborted"), "send");
+      reply = [];
+      for (const [err, part] of results) {
+        if (err) throw this.#wrap(err, "send");
+        reply.push(...(part as unknown[]));
+      }
+    }
+    return messages.map((m, i) => {
+      const existing = reply[i] as string;
+      return existing === "" ? { id: m.id, deduplicated: false } : { id: existing, deduplicated: true };
+    });
+  }
+
+  async receive(request: ReceiveRequest): Promise<Delivery[]> {
+    this.#checkOpen();
+    const { channels, max, leaseMs, waitMs, signal } = request;
+    if (!Number.isInteger(max) || max < 0) throw new FerryError("INVALID_OPTION", `receive max must be a whole number >= 0, got ${String(max)}`, { details: { option: "max" } });
+    if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new FerryError("INVALID_OPTION", `receive leaseMs must be >= 1, got ${String(leaseMs)}`, { details: { option: "leaseMs" } });
+    if (max === 0 || channels.length === 0) return [];
+    for (const ch of channels) assertChannel(ch);
+    const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...channels];
+    const started = performance.now();
+    for (;;) {
+      if (this.#closed) return [];
+      let reply: unknown[];
+      try {
+        reply = await this.#run("receive", args);
+      } catch (err) {
+        if (this.#closed) return [];
+        throw err;
+      }
+      if (reply.length > 2) return parseDeliveries(reply, Math.round(leaseMs));
+      if (!(waitMs > 0) || signal?.aborted || this.#closed) return [];
+      const remaining = waitMs - (performance.now() - started);
+      if (remaining <= 0) return [];
+      const now = Number(reply[0]);
+      const nextDue = Number(reply[1]);
+      const ms = nextDue >= 0 ? Math.min(remaining, Math.max(0, nextDue - now)) : remaining;
+      if (ms > 0) await this.#waiter.wait(channels, ms, signal);
+    }
+  }
+
+  async ack(items: readonly AckItem[]): Promise<boolean[]> {
+    this.#checkOpen();
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [this.prefix, this.#completed.count, this.#completed.ageMs, Math.max(100, 2 * items.length)];
+    for (const item of items) {
+      const status = item.status ?? "completed";
+      if (status !== "completed" && status !== "cancelled") throw new FerryError("INVALID_OPTION", `ack status must be "completed" or "cancelled", got ${JSON.stringify(status)}`);
+      args.push(item.id, item.token, status, item.result === undefined ? "" : JSON.stringify(item.result));
+    }
+    return (await this.#run("ack", args)).map((x) => x === 1);
+  }
+
+  async retry(items: readonly RetryItem[]): Promise<boolean[]> {
+    this.#checkOpen();
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [this.prefix];
+    for (const item of items) {
+      if (!Number.isFinite(item.runAt) || item.runAt < 0) throw new FerryError("INVALID_OPTION", `retry runAt must be a time in ms since the epoch, got ${String(item.runAt)}`);
+      args.push(item.id, item.token, String(item.runAt), item.attemptUsed ? "1" : "0", item.error ? JSON.stringify(item.error) : "");
+    }
+    return (await this.#run("retry", args)).map((x) => x === 1);
+  }
+
+  async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
+    this.#checkOpen();
+    if (items.length === 0) return [];
+    const args: (string | number)[] = [this.prefix, this.#dead.count, this.#dead.ageMs, Math.max(100, 2 * items.length)];
+    for (const item of items) args.push(item.id, item.token, JSON.stringify(item.error));
+    return (await this.#run("dead", args)).map((x) => x === 1);
+  }
+
+  async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
+    this.#checkOpen();
+    if (items.length === 0) return [];
+    if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new FerryError("INVALID_OPTION", `extend leaseMs must be >= 1, got ${String(leaseMs)}`, { details: { option: "leaseMs" } });
+    const args: (string | number)[] = [this.prefix, Math.round(leaseMs)];
+    for (const item of items) args.push(item.id, item.token);
+    return (await this.#run("extend", args)).slice(1).map((x) => x === 1);
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#monitor.stop();
+    this.#waiter.close();
+    if (this.#client.status === "ready") await this.#client.quit().catch(() => this.#client.disconnect());
+    else this.#client.disconnect();
+  }
+
+  async counts(): Promise<ChannelCounts[]> {
+    this.#checkOpen();
+    const reply = await this.#run("counts", [this.prefix]);
+    const out: ChannelCounts[] = [];
+    for (let i = 1; i < reply.length; i += 8) {
+      const n = (k: number) => Number(reply[i + k]);
+      out.push({ channel: String(reply[i]), waiting: n(1) + n(2) + n(3), delayed: n(3), active: n(4), completed: n(5), cancelled: n(6), dead: n(7) });
+    }
+    return out.sort((a, b) => a.channel.localeCompare(b.channel));
+  }
+
+  async #channels(channel: string | undefined): Promise<string[]> {
+    if (channel !== undefined) return [assertChannel(channel)];
+    return this.#client.smembers(`${this.prefix}:channels`);
+  }
+
+  /**
+   * List messages in one state. Order: completed, cancelled and dead by finish
+   * time, newest first; active by lease end, latest first; waiting in reverse
+   * delivery order (delayed, latest due first, then ready, last to run first).
+   */
+  async list(query: ListQuery): Promise<MessageRecord[]> {
+    this.#checkOpen();
+    if (!MESSAGE_STATES.includes(query.state)) throw new FerryError("INVALID_OPTION", `state must be one of ${MESSAGE_STATES.join(", ")}`);
+    const limit = query.limit ?? 50;
+    const offset = query.offset ?? 0;
+    if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) throw new FerryError("INVALID_OPTION", "list limit and offset must be whole numbers >= 0");
+    if (limit === 0) return [];
+    const P = this.prefix;
+    const keysFor = (ch: string): string[] =>
+      query.state === "waiting" ? [`${P}:d:${ch}`, `${P}:r:${ch}`] : query.state === "active" ? [`${P}:a:${ch}`] : [`${P}:s:${query.state}:${ch}`];
+    const groups = (await this.#channels(query.channel)).flatMap((ch) => keysFor(ch).map((key, group) => ({ key, group })));
+    const pipe = this.#client.pipeline();
+    for (const g of groups) pipe.zrevrange(g.key, 0, offset + limit - 1, "WITHSCORES");
+    const replies = (await pipe.exec()) ?? [];
+    const cands: { id: string; group: number; score: number }[] = [];
+    replies.forEach(([err, r], i) => {
+      if (err) throw this.#wrap(err, "list");
+      const flat = r as string[];
+      for (let j = 0; j < flat.length; j += 2) cands.push({ id: flat[j]!, group: groups[i]!.group, score: Number(flat[j + 1]) });
+    });
+    cands.sort((a, b) => a.group - b.group || b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = cands.slice(offset, offset + limit);
+    const hashes = this.#client.pipeline();
+    for (const c of page) hashes.hgetall(`${P}:m:${c.id}`);
+    const records: MessageRecord[] = [];
+    for (const [err, h] of (await hashes.exec()) ?? []) {
+      if (err) throw this.#wrap(err, "list");
+      const record = recordFrom(h as Record<string, string>);
+      if (record) records.push(record);
+    }
+    return records;
+  }
+
+  async get(id: string): Promise<MessageRecord | null> {
+    this.#checkOpen();
+    if (typeof id !== "string" || !ID_PATTERN.test(id)) return null;
+    return recordFrom(await this.#client.hgetall(`${this.prefix}:m:${id}`));
+  }
+
+  async replay(ids: readonly string[]): Promise<string[]> {
+    this.#checkOpen();
+    const valid = ids.filter((id) => typeof id === "string" && ID_PATTERN.test(id));
+    if (valid.length === 0) return [];
+    return (await this.#run("replay", [this.prefix, ...valid])) as string[];
+  }
+
+  async discard(ids: readonly string[]): Promise<string[]> {
+    this.#checkOpen();
+    const valid = ids.filter((id) => typeof id === "string" && ID_PATTERN.test(id));
+    if (valid.length === 0) return [];
+    return (await this.#run("discard", [this.prefix, ...valid])) as string[];
+  }
+
+  async prune(options: { before: number; states?: readonly MessageState[] }): Promise<number> {
+    this.#checkOpen();
+    if (!Number.isFinite(options.before)) throw new FerryError("INVALID_OPTION", `prune before must be a time in ms, got ${String(options.before)}`);
+    const states = (options.states ?? ["completed", "cancelled"]).filter((s) => FINISHED.includes(s));
+    const cap = 1000;
+    let total = 0;
+    for (const ch of await this.#channels(undefined)) {
+      for (const state of states) {
+        for (;;) {
+          const n = Number(await this.#run("prune", [this.prefix, state, ch, String(Math.floor(options.before)), cap]));
+          total += n;
+          if (n < cap) break;
+        }
+      }
+    }
+    return total;
+  }
+
+  async pause(channel: string): Promise<void> {
+    this.#checkOpen();
+    await this.#client.sadd(`${this.prefix}:paused`, assertChannel(channel));
+  }
+
+  async resume(channel: string): Promise<void> {
+    this.#checkOpen();
+    const n = `${this.prefix}:n:${assertChannel(channel)}`;
+    // Wake blocked receivers so they look at the channel again.
+    await this.#client.multi().srem(`${this.prefix}:paused`, channel).lpush(n, "1").ltrim(n, 0, 15).exec();
+  }
+
+  async paused(): Promise<string[]> {
+    this.#checkOpen();
+    return (await this.#client.smembers(`${this.prefix}:paused`)).sort();
+  }
+}
