@@ -1,0 +1,224 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { runTransportConformance } from "../../../tests/conformance/transport-conformance.ts";
+import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
+import { createEnvelope } from "../../core/envelope.ts";
+import { isFerryError } from "../../core/errors.ts";
+import { migrate } from "./migrate.ts";
+import { PostgresTransport } from "./postgres-transport.ts";
+
+const skip = await serverSkipReason("postgres");
+const run = `${process.pid}_${Date.now().toString(36)}`;
+const schemas = new Set<string>();
+
+/** A schema of this test run (same key, same schema), dropped at the end. */
+function schemaFor(key: string): string {
+  const name = `ferry_t_${run}_${key.replace(/[^a-z0-9_]/g, "_")}`.slice(0, 48);
+  schemas.add(name);
+  return name;
+}
+
+async function dropSchemas(): Promise<void> {
+  if (schemas.size === 0) return;
+  const client = new pg.Client({ connectionString: SERVERS.postgres });
+  await client.connect();
+  try {
+    for (const s of schemas) if (/^ferry_t_/.test(s)) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+const open = (key: string, extra: Partial<Parameters<typeof PostgresTransport.open>[0]> = {}) =>
+  PostgresTransport.open({ connectionString: SERVERS.postgres, schema: schemaFor(key), poolSize: 3, ...extra });
+
+if (skip) {
+  it("postgres transport", { skip }, () => {});
+} else {
+  runTransportConformance({
+    name: "postgres",
+    create: (store) => open(`c_${store}`),
+    cleanup: dropSchemas,
+  });
+
+  describe("postgres transport", () => {
+    let pool: pg.Pool;
+    before(() => {
+      pool = new pg.Pool({ connectionString: SERVERS.postgres, max: 4 });
+    });
+    after(async () => {
+      await pool.end();
+      await dropSchemas();
+    });
+
+    const msg = (channel: string) => createEnvelope({ name: "pg.test", channel, payload: { at: Date.now() } });
+
+    it("a rolled-back transaction enqueues nothing", async () => {
+      const t = await open("tx");
+      try {
+        const m = msg("tx-rollback");
+        const client = await pool.connect();
+        try {
+          await client.query("BEGIN");
+          assert.deepEqual(await t.sendWithin(client, [m]), [{ id: m.id, deduplicated: false }]);
+          await client.query("ROLLBACK");
+        } finally {
+          client.release();
+        }
+        assert.deepEqual(await t.receive({ channels: ["tx-rollback"], max: 10, leaseMs: 30_000, waitMs: 0 }), []);
+        assert.equal(await t.get(m.id), null);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a committed transaction enqueues exactly once and wakes a waiting receiver", async () => {
+      const t = await open("tx");
+      try {
+        const m = msg("tx-commit");
+        const pending = t.receive({ channels: ["tx-commit"], max: 10, leaseMs: 30_000, waitMs: 8000 });
+        await new Promise((r) => setTimeout(r, 100));
+        const client = await pool.connect();
+        let committedAt = 0;
+        try {
+          await client.query("BEGIN");
+          await t.sendWithin(client, [m]);
+          await client.query(`INSERT INTO "${t.schema}".paused (channel) VALUES ('unrelated-row-in-the-same-tx') ON CONFLICT DO NOTHING`);
+          await client.query("COMMIT");
+          committedAt = Date.now();
+        } finally {
+          client.release();
+        }
+        const got = await pending;
+        assert.deepEqual(got.map((d) => d.message.id), [m.id]);
+        assert.ok(Date.now() - committedAt < 4000, "woken by the commit's NOTIFY, not by the end of the wait");
+        assert.deepEqual(await t.receive({ channels: ["tx-commit"], max: 10, leaseMs: 30_000, waitMs: 0 }), [], "exactly once");
+        await t.resume("unrelated-row-in-the-same-tx");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("sendWithin refuses something that is not a pg client", async () => {
+      const t = await open("tx");
+      try {
+        await assert.rejects(t.sendWithin({}, [msg("x")]), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("migrations are idempotent", async () => {
+      const schema = schemaFor("mig");
+      const first = await migrate({ connectionString: SERVERS.postgres, schema });
+      assert.deepEqual(first.applied, ["001_init"]);
+      const second = await migrate({ pool, schema });
+      assert.deepEqual(second.applied, []);
+      assert.equal(second.version, first.version);
+      const [a, b] = await Promise.all([open("mig"), open("mig")]);
+      await a.send([msg("mig")]);
+      assert.equal((await b.receive({ channels: ["mig"], max: 5, leaseMs: 1000, waitMs: 0 })).length, 1);
+      await Promise.all([a.close(), b.close()]);
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`);
+      assert.equal(rows[0].n, 1);
+    });
+
+    it("migrate: false on a missing schema fails with CONFIG_INVALID on use", async () => {
+      const t = await open("never_migrated", { migrate: false });
+      try {
+        await assert.rejects(t.send([msg("x")]), (err: unknown) => isFerryError(err, "CONFIG_INVALID"));
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a bad schema name is refused with INVALID_NAME", async () => {
+      for (const schema of ["Ferry", "ferry; DROP TABLE x", 'a"b', "", "pg_catalog", "x".repeat(49), "1abc"]) {
+        await assert.rejects(PostgresTransport.open({ connectionString: SERVERS.postgres, schema }), (err: unknown) => isFerryError(err, "INVALID_NAME"), schema);
+      }
+      await assert.rejects(PostgresTransport.fromUrl(new URL(`${SERVERS.postgres}?schema=bad-name`)), (err: unknown) => isFerryError(err, "INVALID_NAME"));
+    });
+
+    it("opens from a URL with ?schema=", async () => {
+      const schema = schemaFor("url");
+      const t = await PostgresTransport.fromUrl(new URL(`${SERVERS.postgres}?schema=${schema}&poolSize=2`));
+      try {
+        assert.equal(t.schema, schema);
+        const m = msg("url");
+        await t.send([m]);
+        assert.equal((await t.get(m.id))?.state, "waiting");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a paused channel delivers nothing until resumed, and resume wakes a waiting receiver", async () => {
+      const t = await open("pause");
+      try {
+        await t.pause("p1");
+        await t.pause("p1");
+        assert.deepEqual(await t.paused(), ["p1"]);
+        await t.send([msg("p1"), msg("p2")]);
+        assert.deepEqual(await t.receive({ channels: ["p1"], max: 5, leaseMs: 1000, waitMs: 0 }), []);
+        assert.equal((await t.receive({ channels: ["p1", "p2"], max: 5, leaseMs: 1000, waitMs: 0 })).length, 1);
+        const pending = t.receive({ channels: ["p1"], max: 5, leaseMs: 1000, waitMs: 8000 });
+        await new Promise((r) => setTimeout(r, 100));
+        const resumedAt = Date.now();
+        await t.resume("p1");
+        assert.equal((await pending).length, 1);
+        assert.ok(Date.now() - resumedAt < 4000);
+        assert.deepEqual(await t.paused(), []);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("the error history is capped, keeping the first and the newest", async () => {
+      const t = await open("errors");
+      try {
+        const m = msg("errs");
+        await t.send([m]);
+        for (let i = 1; i <= 13; i++) {
+          const [d] = await t.receive({ channels: ["errs"], max: 1, leaseMs: 30_000, waitMs: 0 });
+          assert.ok(d);
+          const error = { at: i, attempt: i, code: "HANDLER_FAILED", message: `fail ${i}${i === 13 ? " \u0000" : ""}` };
+          assert.deepEqual(await t.retry([{ id: m.id, token: d.token, runAt: 0, attemptUsed: true, error }]), [true]);
+        }
+        const rec = await t.get(m.id);
+        assert.deepEqual(rec?.errors.map((e) => e.attempt), [1, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert.equal(rec?.errors.at(-1)?.message, "fail 13 \uFFFD");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("prune deletes finished rows past retention only", async () => {
+      const t = await open("prune");
+      try {
+        const [a, b, c] = [msg("pr"), msg("pr"), msg("pr")];
+        await t.send([a, b, c]);
+        const got = await t.receive({ channels: ["pr"], max: 2, leaseMs: 30_000, waitMs: 0 });
+        await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+        assert.equal(await t.prune({ before: Date.now() - 60_000 }), 0);
+        assert.equal(await t.prune({ before: Date.now() + 1000, states: ["waiting", "active"] }), 0);
+        assert.equal(await t.prune({ before: Date.now() + 1000 }), 2);
+        assert.equal((await t.counts()).find((x) => x.channel === "pr")?.waiting, 1);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a batch ack with a duplicate or malformed token acks once", async () => {
+      const t = await open("acks");
+      try {
+        await t.send([msg("ak")]);
+        const [d] = await t.receive({ channels: ["ak"], max: 1, leaseMs: 30_000, waitMs: 0 });
+        const ref = { id: d!.message.id, token: d!.token };
+        assert.deepEqual(await t.ack([{ ...ref, token: "1; DROP" }, ref, ref]), [false, true, false]);
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,450 @@
+/**
+ * The PostgreSQL transport: a queue inside the application's own database.
+ * One row per message is also its run record. Receive leases a batch with
+ * `FOR UPDATE SKIP LOCKED` in one round trip; idle receivers sleep on
+ * LISTEN/NOTIFY and a timer for the next due time only; due times, leases and
+ * fencing tokens follow the database clock. `sendWithin` enqueues inside the
+ * caller's transaction: the message exists if and only if it commits.
+ */
+import pg from "pg";
+import type { Envelope } from "../../core/envelope.ts";
+import { FerryError } from "../../core/errors.ts";
+import { assertChannel } from "../../core/names.ts";
+import {
+  MAX_ERROR_HISTORY,
+  MESSAGE_STATES,
+  type AckItem,
+  type AttemptError,
+  type ChannelCounts,
+  type DeadItem,
+  type DeadLetterAdmin,
+  type Delivery,
+  type Inspectable,
+  type LeaseRef,
+  type ListQuery,
+  type MessageRecord,
+  type MessageState,
+  type Pausable,
+  type Prunable,
+  type ReceiveRequest,
+  type RetryItem,
+  type SendReceipt,
+  type TransactionalSend,
+  type Transport,
+} from "../types.ts";
+import { DEFAULT_SCHEMA, migrate, notifyChannel, quoteSchema } from "./migrate.ts";
+import { Notifier } from "./notifier.ts";
+import { mapPgError } from "./pg-errors.ts";
+import { buildStatements, type Statement, type Statements } from "./statements.ts";
+
+/** Options of {@link PostgresTransport.open}. */
+export interface PostgresTransportOptions {
+  /** A `postgres://` connection string. Required unless `pool` is given. */
+  connectionString?: string;
+  /** Use this pool instead of making one; `close()` leaves it open. One of its connections is kept for LISTEN. */
+  pool?: pg.Pool;
+  /** Ferry's schema. Default `"ferry"`. */
+  schema?: string;
+  /** Create or upgrade the schema on open. Default `true`; with `false`, run `ferry migrate` first. */
+  migrate?: boolean;
+  /** Connections in the pool made from `connectionString` (one is kept for LISTEN). Default `10`. */
+  poolSize?: number;
+}
+
+/** Escapes that json_to_recordset refuses to unescape (U+0000, lone surrogates), though json columns keep them. */
+const UNSAFE_ESCAPE = /\\u(?:0000|d[89a-f])/;
+const TOKEN_PATTERN = /^[1-9][0-9]{0,17}$/;
+const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
+const PRUNE_BATCH = 5000;
+
+interface EnvelopeRow {
+  id: string;
+  name: string;
+  channel: string;
+  payload: unknown;
+  headers: Envelope["headers"];
+  attempt: number;
+  max_attempts: number;
+  run_at: number;
+  priority: number;
+  dedup_key: string | null;
+  created_at: number;
+}
+
+interface LeaseRow extends EnvelopeRow {
+  token: string;
+  due_at: number;
+  was_due: number;
+  seq: string;
+}
+
+interface RecordRow extends EnvelopeRow {
+  state: MessageState;
+  errors: AttemptError[];
+  result: unknown;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** Anything with pg's `query` (a Client, a PoolClient). */
+type Queryable = Pick<pg.ClientBase, "query">;
+
+function toEnvelope(r: EnvelopeRow): Envelope {
+  return {
+    v: 1,
+    id: r.id,
+    name: r.name,
+    channel: r.channel,
+    payload: r.payload,
+    headers: r.headers,
+    attempt: r.attempt,
+    maxAttempts: r.max_attempts,
+    runAt: r.run_at,
+    priority: r.priority,
+    dedupKey: r.dedup_key,
+    createdAt: r.created_at,
+  };
+}
+
+/** An error jsonb can hold: U+0000 and lone surrogates become U+FFFD. */
+function storedError(e: AttemptError): AttemptError {
+  const clean = (s: string) => s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+  return { at: e.at, attempt: e.attempt, code: clean(String(e.code)), message: clean(String(e.message)) };
+}
+
+/**
+ * Keep the first occurrence of each id with a well-formed token; the rest are
+ * refused without asking the server. Returns the items to send and their positions.
+ */
+function fenceable<T extends LeaseRef>(items: readonly T[]): { send: T[]; index: number[] } {
+  const seen = new Set<string>();
+  const send: T[] = [];
+  const index: number[] = [];
+  items.forEach((item, i) => {
+    if (typeof item.id !== "string" || typeof item.token !== "string" || !TOKEN_PATTERN.test(item.token) || seen.has(item.id)) return;
+    seen.add(item.id);
+    send.push(item);
+    index.push(i);
+  });
+  return { send, index };
+}
+
+/** The ids in `hit`, in the order of `ids`, each once. */
+function firstOf(ids: readonly string[], hit: Set<string>): string[] {
+  const out: string[] = [];
+  for (const id of ids) if (hit.delete(id)) out.push(id);
+  return out;
+}
+
+/** A transport on PostgreSQL with the full capability set. */
+export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable, TransactionalSend {
+  readonly kind = "postgres";
+  /** Ferry's schema name. */
+  readonly schema: string;
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  readonly #sql: Statements;
+  readonly #notifier: Notifier;
+  readonly #notifyChannel: string;
+  #closed = false;
+
+  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string) {
+    this.#pool = pool;
+    this.#ownsPool = ownsPool;
+    this.schema = schema;
+    this.#sql = buildStatements(quoteSchema(schema));
+    this.#notifyChannel = notifyChannel(schema);
+    this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel });
+  }
+
+  /**
+   * Open a transport: check options, connect, and (unless `migrate: false`) create
+   * or upgrade the schema.
+   * @throws FerryError `INVALID_NAME`, `INVALID_OPTION`, `TRANSPORT_UNAVAILABLE`, `CONFIG_INVALID`
+   */
+  static async open(options: PostgresTransportOptions): Promise<PostgresTransport> {
+    const schema = options.schema ?? DEFAULT_SCHEMA;
+    quoteSchema(schema);
+    const poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 2 || poolSize > 1000) {
+      throw new FerryError("INVALID_OPTION", `poolSize must be a whole number from 2 to 1000 (one connection listens), got ${String(options.poolSize)}`, { details: { option: "poolSize" } });
+    }
+    if (!options.pool && !options.connectionString) {
+      throw new FerryError("INVALID_OPTION", "the PostgreSQL transport needs a connectionString (postgres://...) or a pool", { details: { option: "connectionString" } });
+    }
+    const ownsPool = !options.pool;
+    const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: poolSize });
+    if (ownsPool) pool.on("error", () => {}); // an idle client's error surfaces on its next query
+    try {
+      if (options.migrate !== false) await migrate({ pool, schema });
+      else await pool.query("SELECT 1");
+    } catch (err) {
+      if (ownsPool) await pool.end().catch(() => {});
+      throw mapPgError(err, "opening the transport", schema);
+    }
+    return new PostgresTransport(pool, ownsPool, schema);
+  }
+
+  /**
+   * Open from a transport URL: `postgres://user:pass@host:5432/db?schema=ferry&migrate=false&poolSize=10`.
+   * The `schema`, `migrate` and `poolSize` parameters are Ferry's; the rest go to `pg`.
+   */
+  static async fromUrl(url: URL): Promise<PostgresTransport> {
+    const u = new URL(url.toString());
+    const schema = u.searchParams.get("schema") ?? undefined;
+    const migrateParam = u.searchParams.get("migrate");
+    const poolParam = u.searchParams.get("poolSize");
+    for (const k of ["schema", "migrate", "poolSize"]) u.searchParams.delete(k);
+    if (migrateParam !== null && migrateParam !== "true" && migrateParam !== "false") {
+      throw new FerryError("INVALID_URL", `migrate must be "true" or "false" in the PostgreSQL URL, got ${JSON.stringify(migrateParam)}`);
+    }
+    const options: PostgresTransportOptions = { connectionString: u.toString(), migrate: migrateParam !== "false" };
+    if (schema !== undefined) options.schema = schema;
+    if (poolParam !== null) options.poolSize = Number(poolParam);
+    return PostgresTransport.open(options);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new FerryError("TRANSPORT_CLOSED", `the PostgreSQL transport (schema "${this.schema}") is closed; open a new one to continue`);
+  }
+
+  async #run<R extends pg.QueryResultRow>(doing: string, statement: Statement, values: unknown[], on: Queryable = this.#pool): Promise<R[]> {
+    try {
+      const result = await on.query<R>({ name: statement.name, text: statement.text, values });
+      return result.rows;
+    } catch (err) {
+      if (this.#closed && on === this.#pool) throw new FerryError("TRANSPORT_CLOSED", `the PostgreSQL transport closed while ${doing}`, { cause: err });
+      throw mapPgError(err, doing, this.schema);
+    }
+  }
+
+  async send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
+    this.#checkOpen();
+    return this.#send(this.#pool, messages);
+  }
+
+  /**
+   * Send inside the caller's transaction. `transaction` is a `pg` Client or
+   * PoolClient on the same database, after `BEGIN`; the messages (and the wake-up
+   * NOTIFY) exist if and only if that transaction commits.
+   * @throws FerryError `INVALID_OPTION` when `transaction` is not a `pg` client
+   */
+  async sendWithin(transaction: unknown, messages: readonly Envelope[]): Promise<SendReceipt[]> {
+    this.#checkOpen();
+    if (typeof (transaction as Partial<Queryable> | null)?.query !== "function") {
+      throw new FerryError("INVALID_OPTION", "sendWithin needs a pg Client or PoolClient inside BEGIN", { details: { option: "transaction" } });
+    }
+    return this.#send(transaction as Queryable, messages);
+  }
+
+  async #send(on: Queryable, messages: readonly Envelope[]): Promise<SendReceipt[]> {
+    if (messages.length === 0) return [];
+    let batch = JSON.stringify(messages);
+    if (UNSAFE_ESCAPE.test(batch)) batch = JSON.stringify(messages.map((m) => ({ ...m, payload: undefined, headers: undefined, p: JSON.stringify(m.payload), h: JSON.stringify(m.headers) })));
+    const inserted = new Set((await this.#run<{ id: string }>("sending", this.#sql.send, [batch], on)).map((r) => r.id));
+    if (inserted.size === messages.length) return messages.map((m) => ({ id: m.id, deduplicated: false }));
+    const keys = [...new Set(messages.filter((m) => !inserted.has(m.id) && m.dedupKey !== null).map((m) => m.dedupKey!))];
+    const holders = new Map<string, string>();
+    if (keys.length > 0) {
+      for (const r of await this.#run<{ dedup_key: string; id: string }>("looking up dedup keys", this.#sql.dedupHolders, [keys], on)) {
+        if (!holders.has(r.dedup_key)) holders.set(r.dedup_key, r.id);
+      }
+    }
+    const claimed = new Set<string>();
+    return messages.map((m) => {
+      if (inserted.has(m.id) && !claimed.has(m.id)) {
+        claimed.add(m.id);
+        return { id: m.id, deduplicated: false };
+      }
+      const holder = m.dedupKey === null ? undefined : holders.get(m.dedupKey);
+      return { id: holder ?? m.id, deduplicated: true };
+    });
+  }
+
+  async receive(request: ReceiveRequest): Promise<Delivery[]> {
+    this.#checkOpen();
+    const channels = [...new Set(request.channels)];
+    for (const c of channels) assertChannel(c);
+    const max = Math.floor(request.max);
+    if (channels.length === 0 || !(max > 0)) return [];
+    const leaseMs = Math.max(1, request.leaseMs);
+    const deadline = performance.now() + Math.max(0, request.waitMs);
+    for (;;) {
+      const waiter = request.waitMs > 0 ? this.#notifier.add(channels) : undefined;
+      try {
+        if (waiter) await this.#ready();
+        const rows =
+          channels.length === 1
+            ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
+            : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
+        if (rows.length > 0) return this.#deliveries(rows);
+        if (!waiter || this.#closed || request.signal?.aborted) return [];
+        const left = deadline - performance.now();
+        if (left <= 0) return [];
+        if (waiter.woken) continue;
+        const [next] = await this.#run<{ wait: number | null }>("waiting for work", this.#sql.nextDue, [channels]);
+        const dueIn = next?.wait ?? Infinity;
+        // +1 ms: wake just after the due time, never before it.
+        await waiter.sleep(Math.min(left, Math.max(0, dueIn) + 1), request.signal);
+        if (this.#closed || request.signal?.aborted) return [];
+      } finally {
+        waiter?.dispose();
+      }
+    }
+  }
+
+  async #ready(): Promise<void> {
+    try {
+      await this.#notifier.ready();
+    } catch (err) {
+      throw mapPgError(err, "listening for work", this.schema);
+    }
+  }
+
+  #deliveries(rows: LeaseRow[]): Delivery[] {
+    if (rows.length > 1) rows.sort((a, b) => b.priority - a.priority || a.was_due - b.was_due || Number(a.seq) - Number(b.seq));
+    return rows.map((r) => ({ message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }));
+  }
+
+  /** Run a fenced batch update and map returned ids back to per-item booleans. */
+  async #fenced<T extends LeaseRef>(doing: string, items: readonly T[], call: (send: T[]) => Promise<{ id: string }[]>): Promise<boolean[]> {
+    this.#checkOpen();
+    const out = new Array<boolean>(items.length).fill(false);
+    const { send, index } = fenceable(items);
+    if (send.length === 0) return out;
+    const done = new Set((await call(send)).map((r) => r.id));
+    send.forEach((item, k) => {
+      if (done.has(item.id)) out[index[k]!] = true;
+    });
+    return out;
+  }
+
+  async ack(items: readonly AckItem[]): Promise<boolean[]> {
+    for (const i of items) {
+      if (i.status !== undefined && i.status !== "completed" && i.status !== "cancelled") {
+        throw new FerryError("INVALID_OPTION", `ack status must be "completed" or "cancelled", got ${JSON.stringify(i.status)}`, { details: { option: "status" } });
+      }
+    }
+    return this.#fenced("acknowledging", items, (send) => {
+      const batch = send.map((i) => ({ id: i.id, token: i.token, status: i.status ?? "completed", result: i.result === undefined ? undefined : JSON.stringify(i.result) }));
+      return this.#run("acknowledging", this.#sql.ack, [JSON.stringify(batch)]);
+    });
+  }
+
+  async retry(items: readonly RetryItem[]): Promise<boolean[]> {
+    return this.#fenced("retrying", items, (send) => {
+      const batch = send.map((i) => ({ id: i.id, token: i.token, runAt: i.runAt, used: i.attemptUsed, error: i.error ? storedError(i.error) : undefined }));
+      return this.#run("retrying", this.#sql.retry, [JSON.stringify(batch), MAX_ERROR_HISTORY]);
+    });
+  }
+
+  async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
+    return this.#fenced("dead-lettering", items, (send) => {
+      const batch = send.map((i) => ({ id: i.id, token: i.token, error: storedError(i.error) }));
+      return this.#run("dead-lettering", this.#sql.deadLetter, [JSON.stringify(batch), MAX_ERROR_HISTORY]);
+    });
+  }
+
+  async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
+    return this.#fenced("extending leases", items, (send) =>
+      this.#run("extending leases", this.#sql.extend, [send.map((i) => i.id), send.map((i) => i.token), Math.max(1, leaseMs)]),
+    );
+  }
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#notifier.close();
+    if (this.#ownsPool) await this.#pool.end().catch(() => {});
+  }
+
+  async counts(): Promise<ChannelCounts[]> {
+    this.#checkOpen();
+    const byChannel = new Map<string, ChannelCounts>();
+    for (const r of await this.#run<{ channel: string; state: MessageState; n: number; delayed: number }>("counting", this.#sql.counts, [])) {
+      let c = byChannel.get(r.channel);
+      if (!c) byChannel.set(r.channel, (c = { channel: r.channel, waiting: 0, delayed: 0, active: 0, completed: 0, cancelled: 0, dead: 0 }));
+      c[r.state] += r.n;
+      c.delayed += r.delayed;
+    }
+    return [...byChannel.values()].sort((a, b) => a.channel.localeCompare(b.channel));
+  }
+
+  #record(r: RecordRow): MessageRecord {
+    const rec: MessageRecord = { message: toEnvelope(r), state: r.state, errors: r.errors };
+    if (r.result !== null) rec.result = r.result;
+    if (r.started_at !== null) rec.startedAt = r.started_at;
+    if (r.finished_at !== null) rec.finishedAt = r.finished_at;
+    return rec;
+  }
+
+  async list(query: ListQuery): Promise<MessageRecord[]> {
+    this.#checkOpen();
+    if (!MESSAGE_STATES.includes(query.state)) throw new FerryError("INVALID_OPTION", `state must be one of ${MESSAGE_STATES.join(", ")}`, { details: { option: "state" } });
+    const limit = query.limit ?? 50;
+    const offset = query.offset ?? 0;
+    if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) {
+      throw new FerryError("INVALID_OPTION", "limit and offset must be whole numbers >= 0", { details: { option: "limit" } });
+    }
+    const rows = await this.#run<RecordRow>("listing", this.#sql.list, [query.state, query.channel ?? null, limit, offset]);
+    return rows.map((r) => this.#record(r));
+  }
+
+  async get(id: string): Promise<MessageRecord | null> {
+    this.#checkOpen();
+    const [row] = await this.#run<RecordRow>("reading a message", this.#sql.get, [id]);
+    return row ? this.#record(row) : null;
+  }
+
+  async replay(ids: readonly string[]): Promise<string[]> {
+    this.#checkOpen();
+    let moved: Set<string>;
+    try {
+      moved = new Set((await this.#run<{ id: string }>("replaying", this.#sql.replay, [[...ids]])).map((r) => r.id));
+    } catch (err) {
+      // Two dead rows with the same dedup key in one batch collide on the unique index: go one by one.
+      if ((err as FerryError).details?.sqlstate !== "23505") throw err;
+      moved = new Set();
+      for (const id of ids) for (const r of await this.#run<{ id: string }>("replaying", this.#sql.replay, [[id]])) moved.add(r.id);
+    }
+    return firstOf(ids, moved);
+  }
+
+  async discard(ids: readonly string[]): Promise<string[]> {
+    this.#checkOpen();
+    const removed = new Set((await this.#run<{ id: string }>("discarding", this.#sql.discard, [[...ids]])).map((r) => r.id));
+    return firstOf(ids, removed);
+  }
+
+  async prune(options: { before: number; states?: readonly MessageState[] }): Promise<number> {
+    this.#checkOpen();
+    const states = (options.states ?? ["completed", "cancelled"]).filter((s) => FINISHED.includes(s));
+    if (states.length === 0 || !Number.isFinite(options.before)) return 0;
+    let total = 0;
+    for (;;) {
+      const n = (await this.#run("pruning", this.#sql.prune, [states, options.before, PRUNE_BATCH])).length;
+      total += n;
+      if (n < PRUNE_BATCH) return total;
+    }
+  }
+
+  async pause(channel: string): Promise<void> {
+    this.#checkOpen();
+    await this.#run("pausing", this.#sql.pause, [assertChannel(channel)]);
+  }
+
+  async resume(channel: string): Promise<void> {
+    this.#checkOpen();
+    await this.#run("resuming", this.#sql.resume, [assertChannel(channel), this.#notifyChannel]);
+  }
+
+  async paused(): Promise<string[]> {
+    this.#checkOpen();
+    return (await this.#run<{ channel: string }>("listing paused channels", this.#sql.paused, [])).map((r) => r.channel);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Every SQL statement the PostgreSQL transport runs, built once per schema as
+ * named (prepared) statements. The schema is the only interpolated text, and it
+ * is checked by `quoteSchema` first; every value is a parameter. Batches travel
+ * as one JSON parameter read with `json_to_recordset`, so a batch of K is one
+ * round trip and one `JSON.stringify`.
+ *
+ * Times are ms since the epoch by the database clock ({@link NOW_MS}).
+ */
+import { createHash } from "node:crypto";
+
+/** The database's now, in ms since the epoch (stable within a statement, so index-friendly). */
+export const NOW_MS = "(date_part('epoch', now()) * 1000)";
+
+const LIVE = "state IN ('waiting', 'active')";
+
+/** Columns that rebuild an envelope. */
+const ENVELOPE_COLUMNS = "m.id, m.name, m.channel, m.payload, m.headers, m.attempt, m.max_attempts, m.run_at, m.priority, m.dedup_key, m.created_at";
+
+/** A named statement: `pg` prepares it once per connection. */
+export interface Statement {
+  name: string;
+  text: string;
+}
+
+/** All statements of one schema. */
+export type Statements = ReturnType<typeof buildStatements>;
+
+/** Build the statements of a schema. `q` is the quoted schema name from `quoteSchema`. */
+export function buildStatements(q: string) {
+  const tag = createHash("sha1").update(q).digest("hex").slice(0, 10);
+  const st = (name: string, text: string): Statement => ({ name: `ferry_${tag}_${name}`, text: text.replace(/\s+/g, " ").trim() });
+  const t = `${q}.messages`;
+
+  // Loose index scan over the distinct priorities of live rows in each channel,
+  // highest first: a few index descents however large the backlog, so that
+  // not-yet-due rows (delayed messages, running leases) are never walked.
+  const prioritiesOf = (channels: string) => `
+    pr AS (
+      SELECT c.ch, (SELECT priority FROM ${t} WHERE channel = c.ch AND ${LIVE} ORDER BY priority DESC LIMIT 1) AS p
+      FROM ${channels} WHERE NOT EXISTS (SELECT 1 FROM ${q}.paused z WHERE z.channel = c.ch)
+      UNION ALL
+      SELECT pr.ch, (SELECT priority FROM ${t} WHERE channel = pr.ch AND ${LIVE} AND priority < pr.p ORDER BY priority DESC LIMIT 1)
+      FROM pr WHERE pr.p IS NOT NULL
+    )`;
+
+  const dueIn = `(SELECT id, priority, due_at, seq FROM ${t}
+      WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p AND due_at <= ${NOW_MS}
+      ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) x`;
+
+  const leaseUpdate = (picked: string) => `
+    UPDATE ${t} m SET state = 'active', token = m.token + 1, attempt = m.attempt + 1,
+      due_at = ${NOW_MS} + $3, started_at = ${NOW_MS}
+    FROM ${picked} WHERE m.id = picked.id
+    RETURNING ${ENVELOPE_COLUMNS}, m.token::text AS token, m.due_at, picked.was_due, picked.seq`;
+
+  return {
+    /**
+     * Send a batch. $1 json: array of envelopes; an envelope may carry its payload and
+     * headers as JSON text in `p` and `h` instead (for text json_to_recordset cannot
+     * unescape: U+0000, lone surrogates). Returns: `id` of each row inserted;
+     * rows whose id exists, or whose dedupKey a live row holds, are skipped.
+     * The insert trigger NOTIFYs receivers.
+     */
+    send: st("send", `
+      INSERT INTO ${t} (id, channel, name, payload, headers, priority, max_attempts, run_at, due_at, dedup_key, created_at)
+      SELECT x.id, x.channel, x.name, coalesce(x.p::json, x.payload, 'null'::json), coalesce(x.h::json, x.headers, '{}'::json), x.priority,
+        x."maxAttempts", x."runAt", x."runAt", x."dedupKey", x."createdAt"
+      FROM json_to_recordset($1::json) AS x(id text, channel text, name text, payload json, headers json, p text, h text,
+        priority smallint, "maxAttempts" integer, "runAt" float8, "dedupKey" text, "createdAt" float8)
+      ON CONFLICT DO NOTHING
+      RETURNING id`),
+
+    /** Who holds these dedup keys. $1 text[]: keys. Returns: `dedup_key`, `id`, `live`, newest first. */
+    dedupHolders: st("dedup_holders", `
+      SELECT dedup_key, id, ${LIVE} AS live FROM ${t} WHERE dedup_key = ANY($1::text[]) ORDER BY ${LIVE} DESC, seq DESC`),
+
+    /**
+     * Lease from one channel. $1 text: channel, $2 int: max, $3 float8: lease ms.
+     * Takes due waiting rows and expired leases (stalled recovery), highest
+     * priority first, then oldest due; skips rows other receivers hold.
+     * Returns: envelope columns, `token`, `due_at` (lease expiry), `was_due`, `seq`.
+     */
+    receiveOne: st("receive_one", `
+      WITH RECURSIVE ${prioritiesOf("(SELECT $1::text AS ch) c")},
+      picked AS (
+        SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
+        WHERE pr.p IS NOT NULL LIMIT $2
+      )
+      ${leaseUpdate("picked")}`),
+
+    /** Lease from several channels: as `receiveOne`, but $1 text[]: channels. */
+    receiveMany: st("receive_many", `
+      WITH RECURSIVE ${prioritiesOf("unnest($1::text[]) AS c(ch)")},
+      picked AS (
+        SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
+        WHERE pr.p IS NOT NULL ORDER BY x.priority DESC, x.due_at, x.seq LIMIT $2
+      )
+      ${leaseUpdate("picked")}`),
+
+    /**
+     * Time until the next live row of these channels is due (ms, may be <= 0),
+     * or null when there is none. $1 text[]: channels.
+     */
+    nextDue: st("next_due", `
+      WITH RECURSIVE ${prioritiesOf("unnest($1::text[]) AS c(ch)")}
+      SELECT min((SELECT due_at FROM ${t} WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p ORDER BY due_at LIMIT 1)) - ${NOW_MS} AS wait
+      FROM pr WHERE pr.p IS NOT NULL`),
+
+    /** Complete leases. $1 json: [{id, token, status, result (JSON text)}]. Returns: `id` of each row completed. */
+    ack: st("ack", `
+      UPDATE ${t} m SET state = x.status, result = x.result::json, finished_at = ${NOW_MS}
+      FROM json_to_recordset($1::json) AS x(id text, token bigint, status text, result text)
+      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      RETURNING m.id`),
+
+    /**
+     * Return leases to waiting. $1 json: [{id, token, runAt, used, error}], $2 int: error
+     * history cap. Returns: `id` of each row moved. The update trigger NOTIFYs receivers.
+     */
+    retry: st("retry", `
+      UPDATE ${t} m SET state = 'waiting', run_at = x."runAt", due_at = x."runAt",
+        attempt = CASE WHEN x.used THEN m.attempt ELSE greatest(m.attempt - 1, 0) END,
+        errors = CASE WHEN x.error IS NULL THEN m.errors ELSE ${q}.append_error(m.errors, x.error, $2) END
+      FROM json_to_recordset($1::json) AS x(id text, token bigint, "runAt" float8, used boolean, error jsonb)
+      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      RETURNING m.id`),
+
+    /** Dead-letter leases. $1 json: [{id, token, error}], $2 int: history cap. Returns: `id` of each row moved. */
+    deadLetter: st("dead_letter", `
+      UPDATE ${t} m SET state = 'dead', finished_at = ${NOW_MS}, errors = ${q}.append_error(m.errors, x.error, $2)
+      FROM json_to_recordset($1::json) AS x(id text, token bigint, error jsonb)
+      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      RETURNING m.id`),
+
+    /** Extend leases. $1 text[]: ids, $2 bigint[]: tokens, $3 float8: lease ms. Returns: `id` of each lease extended. */
+    extend: st("extend", `
+      UPDATE ${t} m SET due_at = ${NOW_MS} + $3
+      FROM unnest($1::text[], $2::bigint[]) AS x(id, token)
+      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      RETURNING m.id`),
+
+    /** Counts by channel and state. Returns: `channel`, `state`, `n`, `delayed`. */
+    counts: st("counts", `
+      SELECT channel, state, count(*)::int AS n,
+        count(*) FILTER (WHERE state = 'waiting' AND run_at > ${NOW_MS})::int AS delayed
+      FROM ${t} GROUP BY channel, state`),
+
+    /** Run records in a state, newest first. $1 state, $2 channel or null, $3 limit, $4 offset. */
+    list: st("list", `
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m
+      WHERE m.state = $1 AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+
+    /** One run record. $1 id. */
+    get: st("get", `
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m WHERE m.id = $1`),
+
+    /**
+     * Dead rows back to waiting, due now, attempts reset. $1 text[]: ids. A row whose
+     * dedup key another live row now holds loses its key (a unique index allows one
+     * live holder). Returns: `id` of each row moved. The update trigger NOTIFYs.
+     */
+    replay: st("replay", `
+      UPDATE ${t} m SET state = 'waiting', attempt = 0, run_at = ${NOW_MS}, due_at = ${NOW_MS}, finished_at = NULL,
+        dedup_key = CASE WHEN m.dedup_key IS NOT NULL AND EXISTS (
+          SELECT 1 FROM ${t} o WHERE o.dedup_key = m.dedup_key AND o.${LIVE}) THEN NULL ELSE m.dedup_key END
+      WHERE m.id = ANY($1::text[]) AND m.state = 'dead'
+      RETURNING m.id`),
+
+    /** Delete dead rows. $1 text[]: ids. Returns: `id` of each row deleted. */
+    discard: st("discard", `DELETE FROM ${t} WHERE id = ANY($1::text[]) AND state = 'dead' RETURNING id`),
+
+    /** Delete up to $3 finished rows in states $1 text[] finished before $2 ms. Returns: `id` of each. */
+    prune: st("prune", `
+      WITH doomed AS (
+        SELECT id FROM ${t} WHERE state = ANY($1::text[]) AND finished_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED
+      )
+      DELETE FROM ${t} m USING doomed WHERE m.id = doomed.id RETURNING m.id`),
+
+    /** Pause a channel. $1 channel. */
+    pause: st("pause", `INSERT INTO ${q}.paused (channel) VALUES ($1) ON CONFLICT DO NOTHING`),
+
+    /** Resume a channel and wake its receivers. $1 channel, $2 notify channel. */
+    resume: st("resume", `
+      WITH d AS (DELETE FROM ${q}.paused WHERE channel = $1 RETURNING channel)
+      SELECT pg_notify($2, $1) FROM (SELECT count(*) FROM d) AS n`),
+
+    /** Paused channels. Returns: `channel`, sorted. */
+    paused: st("paused", `SELECT channel FROM ${q}.paused ORDER BY channel`),
+  };
+}
