@@ -30,7 +30,7 @@ export class BlockingWaiter {
     if (reused) return reused;
     // Not resent after a reconnect: a BLPOP cut by a lost connection rejects, and
     // the receive loop runs its script again instead of waiting out a stale timeout.
-    const conn = this.main.duplicate({ autoResendUnfulfilledCommands: false, connectionName: "ferry-wait" });
+    const conn = this.main.duplicate({ autoResendUnfulfilledCommands: false, connectionName: `${this.main.options.connectionName ?? "ferry"}-wait` });
     this.#monitors.set(conn, new ConnectionMonitor(conn, this.target, this.warn, "blocking connection"));
     return conn;
   }
@@ -51,13 +51,19 @@ export class BlockingWaiter {
     this.#busy.add(conn);
     const onAbort = () => this.#drop(conn);
     signal?.addEventListener("abort", onAbort, { once: true });
+    // A BLPOP cut by a lost connection is not resent and never settles: the
+    // connection's close ends the wait instead.
+    let onClose: () => void = () => {};
+    const closed = new Promise<void>((resolve) => (onClose = resolve));
+    conn.once("close", onClose);
     try {
       const keys = channels.map((ch) => `${this.prefix}:n:${ch}`);
       // BLPOP takes seconds as a decimal; 0 would mean forever.
-      await conn.blpop(...keys, Math.max(ms, 1) / 1000);
+      await Promise.race([conn.blpop(...keys, Math.max(ms, 1) / 1000), closed]);
     } catch {
       // A cut connection or an abort: the caller runs its receive script again.
     } finally {
+      conn.off("close", onClose);
       signal?.removeEventListener("abort", onAbort);
       this.#busy.delete(conn);
       if (this.#closed || signal?.aborted || conn.status === "end") this.#drop(conn);

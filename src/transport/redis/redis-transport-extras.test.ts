@@ -1,0 +1,205 @@
+/**
+ * Redis-specific behaviour beyond the conformance suite: restarts, reconnects,
+ * server-setting warnings, retention, pause, URLs. Against the real server,
+ * each test under its own key prefix, deleted at the end.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { createEnvelope, type Envelope } from "../../core/envelope.ts";
+import { isFerryError } from "../../core/errors.ts";
+import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
+import { createTransport } from "../registry.ts";
+import { readServerSettings, serverWarnings } from "./redis-health.ts";
+import { optionsFromUrl } from "./redis-options.ts";
+import { RedisTransport, type RedisTransportOptions } from "./redis-transport.ts";
+import { deleteKeys, uniquePrefix } from "./redis-test-support.ts";
+
+const skip = await serverSkipReason("redis");
+const base = uniquePrefix("extra");
+let n = 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const msg = (channel: string, init: { runAt?: number; priority?: number } = {}): Envelope => createEnvelope({ name: "redis.test", channel, payload: { n: n++ }, ...init });
+
+describe("redis transport: beyond conformance", { skip }, () => {
+  const open: RedisTransport[] = [];
+  let admin: Redis | undefined;
+  const transport = async (prefix: string, options: RedisTransportOptions = {}) => {
+    const t = await RedisTransport.open({ url: SERVERS.redis, prefix, onWarning: () => {}, ...options });
+    open.push(t);
+    return t;
+  };
+  const adminClient = async () => {
+    if (!admin) {
+      admin = new Redis(SERVERS.redis, { lazyConnect: true });
+      await admin.connect();
+    }
+    return admin;
+  };
+  after(async () => {
+    await Promise.all(open.map((t) => t.close()));
+    await admin?.quit();
+    await deleteKeys(SERVERS.redis, base);
+  });
+
+  it("delayed messages survive a restart of the transport (they are data, not timers)", async () => {
+    const prefix = `${base}-restart`;
+    const first = await transport(prefix);
+    const runAt = Date.now() + 500;
+    const m = msg("delayed", { runAt });
+    await first.send([m]);
+    await first.close();
+    const second = await transport(prefix);
+    assert.deepEqual(await second.receive({ channels: ["delayed"], max: 1, leaseMs: 30_000, waitMs: 0 }), [], "not due yet");
+    const [d] = await second.receive({ channels: ["delayed"], max: 1, leaseMs: 30_000, waitMs: 5000 });
+    assert.equal(d?.message.id, m.id);
+    assert.ok(Date.now() >= runAt - 2, "not delivered early");
+    // A lease taken before a restart is still fenced and still recovered after it.
+    await second.close();
+    const third = await transport(prefix);
+    assert.deepEqual(await third.ack([{ id: m.id, token: "not-the-token" }]), [false]);
+    assert.deepEqual(await third.ack([{ id: m.id, token: d!.token }]), [true]);
+  });
+
+  it("reconnects after its connection is killed, and says so", async () => {
+    const name = `${base}-kill`.replace(/[^A-Za-z0-9-]/g, "");
+    const warnings: string[] = [];
+    const t = await transport(`${base}-kill`, { onWarning: (w) => warnings.push(w), redis: { connectionName: name } });
+    await t.send([msg("k")]);
+    const redis = await adminClient();
+    const list = (await redis.client("LIST")) as string;
+    const ids = list.split("\n").filter((line) => line.includes(` name=${name} `)).map((line) => /^id=(\d+)/.exec(line)?.[1]);
+    assert.equal(ids.length, 1, "exactly our command connection carries our name");
+    assert.equal(await redis.client("KILL", "ID", ids[0]!), 1);
+    // Work goes on through the reconnect.
+    const got = await t.receive({ channels: ["k"], max: 10, leaseMs: 30_000, waitMs: 3000 });
+    assert.equal(got.length, 1);
+    assert.deepEqual(await t.ack(got.map((d) => ({ id: d.message.id, token: d.token }))), [true]);
+    assert.ok(warnings.some((w) => /lost the command connection/.test(w)), `a loss warning, got ${JSON.stringify(warnings)}`);
+    assert.ok(warnings.some((w) => /reconnected the command connection/.test(w)), `a reconnect warning, got ${JSON.stringify(warnings)}`);
+  });
+
+  it("a waiting receive survives its blocking connection being killed", async () => {
+    const name = `${base}-killwait`.replace(/[^A-Za-z0-9-]/g, "");
+    const t = await transport(`${base}-killwait`, { redis: { connectionName: name } });
+    const sender = await transport(`${base}-killwait`);
+    const pending = t.receive({ channels: ["w"], max: 1, leaseMs: 30_000, waitMs: 8000 });
+    await sleep(100);
+    const redis = await adminClient();
+    const list = (await redis.client("LIST")) as string;
+    // Kill only our own waiter: its connection carries our name plus "-wait".
+    const line = list.split("\n").find((l) => l.includes(` name=${name}-wait `));
+    assert.ok(line, "the waiter has its own named connection");
+    assert.match(line, /cmd=blpop/, "the waiter is blocked in BLPOP");
+    const ownId = /^id=(\d+)/.exec(line)![1]!;
+    await redis.client("KILL", "ID", ownId);
+    await sleep(100);
+    const m = msg("w");
+    await sender.send([m]);
+    const got = await pending;
+    assert.equal(got[0]?.message.id, m.id);
+  });
+
+  it("warns when the server may evict or lose messages", async () => {
+    const at = "127.0.0.1:6379";
+    assert.deepEqual(serverWarnings({ maxmemoryPolicy: "noeviction", appendonly: "yes", save: "" }, at), []);
+    assert.deepEqual(serverWarnings({ maxmemoryPolicy: "noeviction", appendonly: "yes", save: "3600 1" }, at), []);
+    const evict = serverWarnings({ maxmemoryPolicy: "allkeys-lru", appendonly: "yes", save: "" }, at);
+    assert.equal(evict.length, 1);
+    assert.match(evict[0]!, /allkeys-lru.*evict.*noeviction/);
+    const none = serverWarnings({ maxmemoryPolicy: "noeviction", appendonly: "no", save: "" }, at);
+    assert.equal(none.length, 1);
+    assert.match(none[0]!, /no persistence.*restart loses/);
+    assert.match(serverWarnings({ maxmemoryPolicy: "noeviction", appendonly: "no", save: "3600 1" }, at)[0]!, /RDB snapshots/);
+    assert.match(serverWarnings({}, at)[0]!, /could not read maxmemory-policy/);
+    // Opening against the real server warns exactly as its settings call for.
+    const warnings: string[] = [];
+    const t = await transport(`${base}-warn`, { onWarning: (w) => warnings.push(w) });
+    const expected = serverWarnings(await readServerSettings(await adminClient()), t.target);
+    assert.deepEqual(warnings, expected);
+    const quiet: string[] = [];
+    await transport(`${base}-warn`, { onWarning: (w) => quiet.push(w), checkServer: false });
+    assert.deepEqual(quiet, []);
+  });
+
+  it("retention bounds completed records by count and by age", async () => {
+    const byCount = await transport(`${base}-retain`, { retention: { completed: { count: 5, age: Infinity } } });
+    const sent = Array.from({ length: 30 }, () => msg("r"));
+    await byCount.send(sent);
+    for (let i = 0; i < 3; i++) {
+      const got = await byCount.receive({ channels: ["r"], max: 10, leaseMs: 30_000, waitMs: 0 });
+      await byCount.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+    }
+    const counts = (await byCount.counts()).find((c) => c.channel === "r");
+    assert.equal(counts?.completed, 5);
+    const kept = await byCount.list({ state: "completed", channel: "r", limit: 100 });
+    assert.equal(kept.length, 5);
+    const redis = await adminClient();
+    const hashes = await Promise.all(sent.map((m) => redis.exists(`${base}-retain:m:${m.id}`)));
+    assert.equal(hashes.filter((x) => x === 1).length, 5, "the records themselves are deleted, not just unlisted");
+
+    const byAge = await transport(`${base}-retain-age`, { retention: { completed: { count: Infinity, age: 200 } } });
+    await byAge.send([msg("a"), msg("a")]);
+    const first = await byAge.receive({ channels: ["a"], max: 1, leaseMs: 30_000, waitMs: 0 });
+    await byAge.ack(first.map((d) => ({ id: d.message.id, token: d.token })));
+    await sleep(300);
+    const second = await byAge.receive({ channels: ["a"], max: 1, leaseMs: 30_000, waitMs: 0 });
+    await byAge.ack(second.map((d) => ({ id: d.message.id, token: d.token })));
+    assert.equal(await byAge.get(first[0]!.message.id), null, "the old record is gone");
+    assert.equal((await byAge.get(second[0]!.message.id))?.state, "completed");
+  });
+
+  it("prune deletes finished records before a time", async () => {
+    const t = await transport(`${base}-prune`);
+    await t.send([msg("p"), msg("p")]);
+    const got = await t.receive({ channels: ["p"], max: 2, leaseMs: 30_000, waitMs: 0 });
+    await t.ack([{ id: got[0]!.message.id, token: got[0]!.token }]);
+    await t.deadLetter([{ id: got[1]!.message.id, token: got[1]!.token, error: { at: Date.now(), attempt: 1, code: "X", message: "x" } }]);
+    assert.equal(await t.prune({ before: Date.now() - 60_000 }), 0);
+    assert.equal(await t.prune({ before: Date.now() + 1000 }), 1, "completed only by default");
+    assert.equal(await t.get(got[0]!.message.id), null);
+    assert.equal((await t.get(got[1]!.message.id))?.state, "dead");
+    assert.equal(await t.prune({ before: Date.now() + 1000, states: ["dead"] }), 1);
+  });
+
+  it("a paused channel keeps its messages and delivers none; resume wakes a waiting receive", async () => {
+    const t = await transport(`${base}-pause`);
+    await t.pause("pz");
+    assert.deepEqual(await t.paused(), ["pz"]);
+    await t.send([msg("pz")]);
+    assert.deepEqual(await t.receive({ channels: ["pz"], max: 1, leaseMs: 30_000, waitMs: 0 }), []);
+    const pending = t.receive({ channels: ["pz"], max: 1, leaseMs: 30_000, waitMs: 8000 });
+    await sleep(100);
+    const started = Date.now();
+    await t.resume("pz");
+    assert.equal((await pending).length, 1);
+    assert.ok(Date.now() - started < 4000, "resume woke the receive");
+    assert.deepEqual(await t.paused(), []);
+  });
+
+  it("error history keeps the first and the newest", async () => {
+    const t = await transport(`${base}-errors`);
+    const m = msg("e");
+    await t.send([m]);
+    for (let attempt = 1; attempt <= 12; attempt++) {
+      const [d] = await t.receive({ channels: ["e"], max: 1, leaseMs: 30_000, waitMs: 0 });
+      assert.equal(d?.message.attempt, attempt);
+      await t.retry([{ id: m.id, token: d!.token, runAt: 0, attemptUsed: true, error: { at: attempt, attempt, code: "HANDLER_FAILED", message: `line\nbreak ${attempt}` } }]);
+    }
+    const rec = await t.get(m.id);
+    assert.deepEqual(rec?.errors.map((e) => e.attempt), [1, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.equal(rec?.errors[0]?.message, "line\nbreak 1");
+  });
+
+  it("opens from a URL with ?prefix and refuses unknown options", async () => {
+    const url = new URL(SERVERS.redis);
+    url.searchParams.set("prefix", `${base}-url`);
+    const t = (await createTransport(url.toString())) as RedisTransport;
+    open.push(t);
+    assert.equal(t.kind, "redis");
+    assert.equal(t.prefix, `${base}-url`);
+    assert.throws(() => optionsFromUrl(new URL("redis://127.0.0.1:6379/0?prefx=x")), (err: unknown) => isFerryError(err, "INVALID_URL"));
+    assert.throws(() => optionsFromUrl(new URL("redis://127.0.0.1:6379/0?prefix=a*b")), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
+    await assert.rejects(RedisTransport.open({ url: "redis://127.0.0.1:1/0", redis: { retryStrategy: () => null }, onWarning: () => {} }), (err: unknown) => isFerryError(err, "TRANSPORT_UNAVAILABLE"));
+  });
+});
