@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import amqp from "amqplib";
+import { createEnvelope } from "../../core/envelope.ts";
+import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
+import { runTransportConformance } from "../../../tests/conformance/transport-conformance.ts";
+import { optionsFromUrl } from "./amqp-options.ts";
+import { AmqpTransport, type AmqpTransportOptions } from "./amqp-transport.ts";
+
+const skipReason = await serverSkipReason("amqp");
+const runId = `ferry-test-${process.pid}-${Date.now().toString(36)}`;
+const runStore = join(tmpdir(), `${runId}.db`);
+const declared = new Set<string>();
+const quiet = () => {};
+
+/** Open a transport under this run's prefix, remembering what it declares so cleanup can delete it. */
+async function open(extra: Partial<AmqpTransportOptions> = {}, prefix = runId): Promise<AmqpTransport> {
+  const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(SERVERS.amqp)), prefix, runStore, logger: quiet, ...extra });
+  const close = t.close.bind(t);
+  t.close = async () => {
+    for (const n of t.declaredNames()) declared.add(n);
+    await close();
+  };
+  return t;
+}
+
+/** Delete only the queues and exchanges this run declared. */
+async function cleanup(): Promise<void> {
+  if (declared.size === 0) return;
+  const conn = await amqp.connect(SERVERS.amqp);
+  const ch = await conn.createChannel();
+  for (const name of declared) {
+    await ch.deleteQueue(name);
+    if (name.includes("::delay:")) await ch.deleteExchange(name);
+  }
+  declared.clear();
+  await conn.close();
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(runStore + suffix, { force: true });
+}
+
+if (skipReason) {
+  describe("amqp transport", () => it("needs RabbitMQ", { skip: skipReason }, () => {}));
+} else {
+  runTransportConformance({
+    name: "amqp",
+    create: () => open(),
+    cleanup,
+    skip: [
+      {
+        reason: "quorum queues (the default) on RabbitMQ 3.10 have no message priority, and 4.x has only two levels; priority is honoured only with ?queueType=classic (10 levels, see amqpPriority)",
+        tests: ["higher priority first"],
+      },
+    ],
+  });
+
+  describe("amqp transport: recovery", () => {
+    after(cleanup);
+
+    it("comes back after its connection is cut, and unacked deliveries come back", async () => {
+      const logged: string[] = [];
+      const t = await open({ logger: (m) => logged.push(m) });
+      try {
+        const ch = `recover-${Date.now().toString(36)}`;
+        const m = createEnvelope({ name: "recover.task", channel: ch, payload: { n: 1 } });
+        await t.send([m]);
+        const [d1] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 2000 });
+        assert.equal(d1?.message.id, m.id);
+        const generation = t.link!.generation;
+        (t.link!.model.connection as unknown as { stream: { destroy(): void } }).stream.destroy();
+        const [d2] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 10_000 });
+        assert.ok(d2, "the unacked delivery came back after reconnecting");
+        assert.equal(d2.message.id, m.id);
+        assert.equal(d2.message.attempt, 2, "the interrupted delivery counts as an attempt");
+        assert.ok(t.link!.generation > generation);
+        assert.deepEqual(await t.ack([{ id: m.id, token: d1!.token }]), [false], "a lease from before the reconnection is fenced");
+        assert.deepEqual(await t.ack([{ id: m.id, token: d2.token }]), [true]);
+        assert.ok(logged.some((l) => l.includes("lost the RabbitMQ")), "the loss was logged");
+        assert.ok(logged.some((l) => l.includes("reconnected")), "the recovery was logged");
+        const sent = createEnvelope({ name: "recover.task", channel: ch, payload: { n: 2 } });
+        await t.send([sent]);
+        const [d3] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 2000 });
+        assert.equal(d3?.message.id, sent.id, "sending and receiving work on the new connection");
+        await t.ack([{ id: sent.id, token: d3!.token }]);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a lease that runs out is returned and counted without a run store", async () => {
+      const t = await open({ runStore: false });
+      try {
+        assert.equal(t.get, undefined, "without a run store the transport does not claim to be inspectable");
+        const ch = `nostore-${Date.now().toString(36)}`;
+        const m = createEnvelope({ name: "nostore.task", channel: ch, payload: null });
+        await t.send([m]);
+        const [d1] = await t.receive({ channels: [ch], max: 1, leaseMs: 200, waitMs: 2000 });
+        assert.equal(d1?.message.attempt, 1);
+        const [d2] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 5000 });
+        assert.equal(d2?.message.id, m.id);
+        assert.equal(d2?.message.attempt, 2, "x-delivery-count counts the expired lease");
+        assert.deepEqual(await t.retry([{ id: m.id, token: d2!.token, runAt: Date.now() + 100, attemptUsed: true }]), [true]);
+        const [d3] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 5000 });
+        assert.equal(d3?.message.attempt, 3, "a retried copy carries its attempts in a header");
+        assert.deepEqual(await t.ack([{ id: m.id, token: d3!.token }]), [true]);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("classic queues honour priority", async () => {
+      const t = await open({ queueType: "classic" }, `${runId}-classic`);
+      try {
+        const ch = `prio-${Date.now().toString(36)}`;
+        const low = createEnvelope({ name: "p.task", channel: ch, payload: 1, priority: -5 });
+        const mid = createEnvelope({ name: "p.task", channel: ch, payload: 2, priority: 0 });
+        const high = createEnvelope({ name: "p.task", channel: ch, payload: 3, priority: 10 });
+        await t.send([low, mid, high]);
+        const order: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 2000 });
+          order.push(d!.message.id);
+        }
+        assert.deepEqual(order, [high.id, mid.id, low.id]);
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}
