@@ -56,7 +56,8 @@ export interface TaskDefinition<I = unknown, O = unknown, R = unknown> {
   readonly retry: RetryPolicy;
   readonly timeoutMs: number;
   readonly priority: number;
-  readonly run: (payload: O, ctx: TaskContext) => Promise<R> | R;
+  /** The handler (a method, so tasks of any payload type fit where any task is taken). */
+  run(payload: O, ctx: TaskContext): Promise<R> | R;
   /** Type carriers only; never set. */
   readonly __types?: { input: I; output: O; result: R };
 }

@@ -15,7 +15,8 @@ import { createTransport, parseTransportUrl, redactUrl } from "../transport/regi
 import { isTransactional, type SendReceipt, type Transport } from "../transport/types.ts";
 import { Worker, type WorkerHost, type WorkerOptions } from "../worker/worker.ts";
 import { runHandler } from "../worker/outcome.ts";
-import type { EventDefinition, InputOf, TaskContext, TaskDefinition } from "./define.ts";
+import type { EventDefinition, InputOf, ResultOf, TaskContext, TaskDefinition } from "./define.ts";
+import { ReplyInbox } from "./reply-inbox.ts";
 import { Router } from "./routing.ts";
 
 /** A transport given by URL or as an instance. */
@@ -96,6 +97,15 @@ export interface PublishReceipt {
   ran: string[];
 }
 
+/** Options of {@link Ferry.request}: a dispatch's options plus how long to wait. */
+export interface RequestOptions extends Omit<DispatchOptions, "transaction" | "dedupKey"> {
+  /** Give up waiting after this long. Default `"30s"`. */
+  timeout?: Duration;
+  /** Stop waiting when aborted. */
+  signal?: AbortSignal;
+}
+
+const REQUEST_OPTIONS = ["channel", "delay", "runAt", "priority", "maxAttempts", "headers", "correlationId", "causationId", "timeout", "signal"] as const;
 const DISPATCH_OPTIONS = ["channel", "delay", "runAt", "priority", "dedupKey", "maxAttempts", "headers", "correlationId", "causationId", "transaction"] as const;
 const PUBLISH_OPTIONS = ["correlationId", "causationId", "headers", "transaction"] as const;
 const FERRY_OPTIONS = ["transport", "channels", "defaultChannel", "tasks", "events", "onRun", "clock"] as const;
@@ -243,7 +253,7 @@ export class Ferry {
     return task;
   }
 
-  async #envelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, now: number): Promise<Envelope> {
+  async #envelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, now: number, id?: string): Promise<Envelope> {
     const name = typeof task === "string" ? task : task.name;
     if (typeof task !== "string") await validatePayload(task.schema, payload, `payload of "${name}"`);
     assertJson(payload, `payload of "${name}"`);
@@ -272,7 +282,7 @@ export class Ferry {
       throw new FerryError("INVALID_OPTION", "dedupKey must be 1-200 characters", { details: { option: "dedupKey" } });
     }
     const channel = options.channel ?? (typeof task === "string" ? this.defaultChannel : this.channelOf(task));
-    return createEnvelope({ name, channel, payload, headers, runAt, priority, maxAttempts, dedupKey: options.dedupKey ?? null }, now);
+    return createEnvelope({ ...(id === undefined ? {} : { id }), name, channel, payload, headers, runAt, priority, maxAttempts, dedupKey: options.dedupKey ?? null }, now);
   }
 
   async #send(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
@@ -393,6 +403,54 @@ export class Ferry {
     }
   }
 
+  /**
+   * Dispatch a task and wait for its result: resolves with what the handler
+   * returned, rejects with a `FerryError` on timeout (`REQUEST_TIMEOUT`), abort
+   * (`ABORTED`), a failure that dead-lettered it or a cancellation (`HANDLER_FAILED`).
+   * A reply arriving after the caller stopped waiting is dropped and counted.
+   */
+  async request<T extends TaskDefinition>(task: T, payload: InputOf<T>, options: RequestOptions = {}): Promise<ResultOf<T>> {
+    checkOptionKeys(options, REQUEST_OPTIONS, "request");
+    const def = this.#taskFor(task, options.channel);
+    const timeoutMs = parseDuration(options.timeout ?? "30s", "request timeout");
+    const channel = options.channel ?? (typeof def === "string" ? this.defaultChannel : this.channelOf(def));
+    const inbox = await this.#inbox(channel);
+    const id = newId(this.clock.now());
+    const { timeout: _t, signal, ...dispatchOptions } = options;
+    const envelope = await this.#envelope(def, payload, { ...dispatchOptions, headers: { ...options.headers, replyTo: inbox.channel } }, this.clock.now(), id);
+    const waiting = inbox.wait(id, timeoutMs, signal);
+    try {
+      const receipts = await this.#send([envelope], undefined);
+      this.#emitDispatched([envelope], receipts);
+    } catch (err) {
+      waiting.cancel();
+      throw err;
+    }
+    const reply = await waiting.promise;
+    if (reply.status === "completed") return reply.result as ResultOf<T>;
+    throw new FerryError("HANDLER_FAILED", `request ${id} to "${envelope.name}" ${reply.status === "cancelled" ? "was cancelled" : "failed"}: ${reply.error?.message ?? "no detail"}`, { details: { id, status: reply.status, error: reply.error } });
+  }
+
+  #inboxes = new Map<Transport, Promise<ReplyInbox>>();
+  async #inbox(channel: string): Promise<ReplyInbox> {
+    const transport = await this.transport(channel);
+    let inbox = this.#inboxes.get(transport);
+    if (!inbox) this.#inboxes.set(transport, (inbox = Promise.resolve(new ReplyInbox(transport))));
+    return inbox;
+  }
+
+  /** Request/reply figures: callers waiting now and replies that came too late. */
+  async requestStats(): Promise<{ pending: number; lateReplies: number }> {
+    let pending = 0;
+    let lateReplies = 0;
+    for (const p of this.#inboxes.values()) {
+      const inbox = await p;
+      pending += inbox.pending;
+      lateReplies += inbox.lateReplies;
+    }
+    return { pending, lateReplies };
+  }
+
   /** Make a worker for this Ferry's tasks. Call `start()` on it. */
   worker(options: WorkerOptions = {}): Worker {
     const host: WorkerHost = {
@@ -412,6 +470,7 @@ export class Ferry {
     if (this.#closed) return;
     await Promise.all([...this.#workers].map((w) => w.stop()));
     this.#closed = true;
+    await Promise.all([...this.#inboxes.values()].map(async (p) => (await p).close()));
     const transports = await Promise.allSettled(this.#transports.values());
     await Promise.all(transports.map((r) => (r.status === "fulfilled" ? r.value.close() : undefined)));
     this.#transports.clear();

@@ -12,6 +12,7 @@ import { validatePayload } from "../core/schema.ts";
 import type { Delivery, Transport } from "../transport/types.ts";
 import type { TaskContext, TaskDefinition } from "../bus/define.ts";
 import { attemptError, decideFailure, runHandler } from "./outcome.ts";
+import { replyEnvelope, type ReplyPayload } from "../bus/reply-inbox.ts";
 import { Settler } from "./settler.ts";
 
 /** What a worker needs from its Ferry. */
@@ -38,7 +39,23 @@ export interface WorkerOptions {
   handleSignals?: boolean;
   /** Called after every run, with seed 002's fields. A throwing callback is reported, never fatal. */
   onRun?: (report: RunReport) => void;
+  /** Where handlers run. Default: in this process. A process pool plugs in here. */
+  executor?: Executor;
 }
+
+/**
+ * Runs one handler attempt. The worker keeps the lease, the retry policy and the
+ * settling; an executor only runs the code and reports how it ended.
+ */
+export interface Executor {
+  /** Run `task` with `payload`; resolve with its result or reject with what it threw. Must honour `controller`. */
+  run(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController): Promise<unknown>;
+  /** Release the executor's resources when the worker stops. */
+  close?(): Promise<void>;
+}
+
+/** The default executor: handlers run in this process. */
+export const inProcessExecutor: Executor = { run: runHandler };
 
 interface Active {
   delivery: Delivery;
@@ -64,7 +81,7 @@ interface Group {
 /** The abort reason handlers see when the worker shuts down. */
 const SHUTDOWN = new FerryError("ABORTED", "the worker is shutting down; this attempt will be given back to the queue");
 
-const WORKER_OPTIONS = ["channels", "concurrency", "lease", "shutdownGrace", "handleSignals", "onRun"] as const;
+const WORKER_OPTIONS = ["channels", "concurrency", "lease", "shutdownGrace", "handleSignals", "onRun", "executor"] as const;
 
 /** Runs handlers for deliveries from one or more channels. */
 export class Worker {
@@ -73,6 +90,7 @@ export class Worker {
   readonly graceMs: number;
   #host: WorkerHost;
   #options: WorkerOptions;
+  #executor: Executor;
   #groups: Group[] = [];
   #active = new Map<string, Active>();
   #state: "idle" | "starting" | "running" | "draining" | "stopped" = "idle";
@@ -88,6 +106,7 @@ export class Worker {
     checkOptionKeys(options, WORKER_OPTIONS, "worker");
     this.#host = host;
     this.#options = options;
+    this.#executor = options.executor ?? inProcessExecutor;
     this.concurrency = checkInteger(options.concurrency ?? 10, "worker concurrency", 1, 10_000);
     this.leaseMs = parseDuration(options.lease ?? "30s", "worker lease");
     if (this.leaseMs < 100) throw new FerryError("INVALID_OPTION", `worker lease must be at least 100 ms, got ${this.leaseMs}`, { details: { option: "lease" } });
@@ -218,7 +237,7 @@ export class Worker {
         signal: a.controller.signal,
         sync: false,
       };
-      result = await runHandler(task, payload, ctx, a.controller);
+      result = await this.#executor.run(task, payload, ctx, a.controller);
       ok = true;
     } catch (err) {
       thrown = err;
@@ -278,6 +297,15 @@ export class Worker {
     if (!accepted) {
       status = "lease-lost";
       this.#host.events.emit("lease:lost", { id: message.id, task: message.name, channel: message.channel });
+    } else if (message.headers.replyTo !== undefined && (status === "completed" || status === "cancelled" || status === "dead")) {
+      const reply: ReplyPayload = { requestId: message.id, status };
+      if (status === "completed" && result !== undefined) reply.result = result;
+      if (error) reply.error = { code: error.code, message: error.message };
+      try {
+        await a.group.transport.send([replyEnvelope(message.headers.replyTo, reply, message.headers.correlationId)]);
+      } catch (err) {
+        this.#warn("REPLY_FAILED", `could not send the reply for ${message.id} to ${message.headers.replyTo}: ${toError(err).message}`, err);
+      }
     }
     if (status === "completed" || status === "cancelled") this.#completed++;
     else if (status !== "snoozed") this.#failed++;
@@ -371,6 +399,7 @@ export class Worker {
     }
     await Promise.all(this.#groups.map((g) => g.settler.drain()));
     clearInterval(this.#heartbeat);
+    await this.#executor.close?.();
     this.#state = "stopped";
     this.#emitState();
   }
