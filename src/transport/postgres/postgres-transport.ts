@@ -327,21 +327,21 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     }
     return this.#fenced("acknowledging", items, (send) => {
       const batch = send.map((i) => ({ id: i.id, token: i.token, status: i.status ?? "completed", result: i.result === undefined ? undefined : JSON.stringify(i.result) }));
-      return this.#run("acknowledging", this.#sql.ack, [JSON.stringify(batch)]);
+      return this.#run("acknowledging", this.#sql.ack, [JSON.stringify(batch), send.map((i) => i.id)]);
     });
   }
 
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
     return this.#fenced("retrying", items, (send) => {
       const batch = send.map((i) => ({ id: i.id, token: i.token, runAt: i.runAt, used: i.attemptUsed, error: i.error ? storedError(i.error) : undefined }));
-      return this.#run("retrying", this.#sql.retry, [JSON.stringify(batch), MAX_ERROR_HISTORY]);
+      return this.#run("retrying", this.#sql.retry, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]);
     });
   }
 
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
     return this.#fenced("dead-lettering", items, (send) => {
       const batch = send.map((i) => ({ id: i.id, token: i.token, error: storedError(i.error) }));
-      return this.#run("dead-lettering", this.#sql.deadLetter, [JSON.stringify(batch), MAX_ERROR_HISTORY]);
+      return this.#run("dead-lettering", this.#sql.deadLetter, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]);
     });
   }
 
@@ -391,7 +391,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) {
       throw new FerryError("INVALID_OPTION", "limit and offset must be whole numbers >= 0", { details: { option: "limit" } });
     }
-    const rows = await this.#run<RecordRow>("listing", this.#sql.list, [query.state, query.channel ?? null, limit, offset]);
+    const rows = await this.#run<RecordRow>("listing", query.state === "waiting" || query.state === "active" ? this.#sql.listLive : this.#sql.listFinished, [query.state, query.channel ?? null, limit, offset]);
     return rows.map((r) => this.#record(r));
   }
 

@@ -5,6 +5,14 @@
  * as one JSON parameter read with `json_to_recordset`, so a batch of K is one
  * round trip and one `JSON.stringify`.
  *
+ * Fencing is by token alone: receive, ack, retry and dead-letter each add one to
+ * the row's token, so a token handed out by a receive matches the row only while
+ * that lease is current (the row is active). Leaving `state = 'active'` out of
+ * these updates also keeps the planner off the partial receive index, whose
+ * predicate it would imply. Fenced updates also take the ids as an
+ * array, which pins the plan to primary-key lookups whatever the statistics say
+ * (a hash join over the table, or a walk of dead index entries, costs O(table)).
+ *
  * Times are ms since the epoch by the database clock ({@link NOW_MS}).
  */
 import { createHash } from "node:crypto";
@@ -13,6 +21,7 @@ import { createHash } from "node:crypto";
 export const NOW_MS = "(date_part('epoch', now()) * 1000)";
 
 const LIVE = "state IN ('waiting', 'active')";
+const FINISHED = "state IN ('completed', 'cancelled', 'dead')";
 
 /** Columns that rebuild an envelope. */
 const ENVELOPE_COLUMNS = "m.id, m.name, m.channel, m.payload, m.headers, m.attempt, m.max_attempts, m.run_at, m.priority, m.dedup_key, m.created_at";
@@ -107,37 +116,37 @@ export function buildStatements(q: string) {
       SELECT min((SELECT due_at FROM ${t} WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p ORDER BY due_at LIMIT 1)) - ${NOW_MS} AS wait
       FROM pr WHERE pr.p IS NOT NULL`),
 
-    /** Complete leases. $1 json: [{id, token, status, result (JSON text)}]. Returns: `id` of each row completed. */
+    /** Complete leases. $1 json: [{id, token, status, result (JSON text)}], $2 text[]: the same ids. Returns: `id` of each row completed. */
     ack: st("ack", `
-      UPDATE ${t} m SET state = x.status, result = x.result::json, finished_at = ${NOW_MS}
+      UPDATE ${t} m SET state = x.status, token = m.token + 1, result = x.result::json, finished_at = ${NOW_MS}
       FROM json_to_recordset($1::json) AS x(id text, token bigint, status text, result text)
-      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      WHERE m.id = ANY($2::text[]) AND m.id = x.id AND m.token = x.token
       RETURNING m.id`),
 
     /**
      * Return leases to waiting. $1 json: [{id, token, runAt, used, error}], $2 int: error
-     * history cap. Returns: `id` of each row moved. The update trigger NOTIFYs receivers.
+     * history cap, $3 text[]: the same ids. Returns: `id` of each row moved. The update trigger NOTIFYs receivers.
      */
     retry: st("retry", `
-      UPDATE ${t} m SET state = 'waiting', run_at = x."runAt", due_at = x."runAt",
+      UPDATE ${t} m SET state = 'waiting', token = m.token + 1, run_at = x."runAt", due_at = x."runAt",
         attempt = CASE WHEN x.used THEN m.attempt ELSE greatest(m.attempt - 1, 0) END,
         errors = CASE WHEN x.error IS NULL THEN m.errors ELSE ${q}.append_error(m.errors, x.error, $2) END
       FROM json_to_recordset($1::json) AS x(id text, token bigint, "runAt" float8, used boolean, error jsonb)
-      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      WHERE m.id = ANY($3::text[]) AND m.id = x.id AND m.token = x.token
       RETURNING m.id`),
 
-    /** Dead-letter leases. $1 json: [{id, token, error}], $2 int: history cap. Returns: `id` of each row moved. */
+    /** Dead-letter leases. $1 json: [{id, token, error}], $2 int: history cap, $3 text[]: the same ids. Returns: `id` of each row moved. */
     deadLetter: st("dead_letter", `
-      UPDATE ${t} m SET state = 'dead', finished_at = ${NOW_MS}, errors = ${q}.append_error(m.errors, x.error, $2)
+      UPDATE ${t} m SET state = 'dead', token = m.token + 1, finished_at = ${NOW_MS}, errors = ${q}.append_error(m.errors, x.error, $2)
       FROM json_to_recordset($1::json) AS x(id text, token bigint, error jsonb)
-      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      WHERE m.id = ANY($3::text[]) AND m.id = x.id AND m.token = x.token
       RETURNING m.id`),
 
     /** Extend leases. $1 text[]: ids, $2 bigint[]: tokens, $3 float8: lease ms. Returns: `id` of each lease extended. */
     extend: st("extend", `
       UPDATE ${t} m SET due_at = ${NOW_MS} + $3
       FROM unnest($1::text[], $2::bigint[]) AS x(id, token)
-      WHERE m.id = x.id AND m.token = x.token AND m.state = 'active'
+      WHERE m.id = ANY($1::text[]) AND m.id = x.id AND m.token = x.token
       RETURNING m.id`),
 
     /** Counts by channel and state. Returns: `channel`, `state`, `n`, `delayed`. */
@@ -146,10 +155,18 @@ export function buildStatements(q: string) {
         count(*) FILTER (WHERE state = 'waiting' AND run_at > ${NOW_MS})::int AS delayed
       FROM ${t} GROUP BY channel, state`),
 
-    /** Run records in a state, newest first. $1 state, $2 channel or null, $3 limit, $4 offset. */
-    list: st("list", `
+    /** Finished run records in a state, newest first. $1 state, $2 channel or null, $3 limit, $4 offset. */
+    listFinished: st("list_finished", `
       SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m
-      WHERE m.state = $1 AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+      WHERE m.state = $1 AND m.${FINISHED} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+
+    /**
+     * Live run records (waiting or active), newest first; as `listFinished`. Not indexed
+     * by seq (that would cost every receive a write): a large backlog makes it a scan.
+     */
+    listLive: st("list_live", `
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m
+      WHERE m.state = $1 AND m.${LIVE} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
 
     /** One run record. $1 id. */
     get: st("get", `
@@ -173,7 +190,7 @@ export function buildStatements(q: string) {
     /** Delete up to $3 finished rows in states $1 text[] finished before $2 ms. Returns: `id` of each. */
     prune: st("prune", `
       WITH doomed AS (
-        SELECT id FROM ${t} WHERE state = ANY($1::text[]) AND finished_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED
+        SELECT id FROM ${t} WHERE state = ANY($1::text[]) AND ${FINISHED} AND finished_at < $2 LIMIT $3 FOR UPDATE SKIP LOCKED
       )
       DELETE FROM ${t} m USING doomed WHERE m.id = doomed.id RETURNING m.id`),
 

@@ -50,8 +50,11 @@ CREATE INDEX messages_receive ON {{schema}}.messages (channel, priority DESC, du
 CREATE UNIQUE INDEX messages_dedup ON {{schema}}.messages (dedup_key)
   WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'active');
 
--- Inspection (list newest first) and pruning by state.
-CREATE INDEX messages_state ON {{schema}}.messages (state, seq);
+-- Inspection (list newest first) and pruning of finished rows. Partial, so a
+-- receive (waiting -> active) never writes to it, and no query is tempted to
+-- walk the dead 'active' entries every acked row leaves behind.
+CREATE INDEX messages_finished ON {{schema}}.messages (state, seq)
+  WHERE state IN ('completed', 'cancelled', 'dead');
 
 CREATE TABLE {{schema}}.paused (
   channel   text COLLATE "C" NOT NULL PRIMARY KEY,
