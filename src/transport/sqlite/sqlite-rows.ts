@@ -3,7 +3,7 @@
  */
 import type { Envelope } from "../../core/envelope.ts";
 import type { AttemptError, MessageRecord, MessageState } from "../types.ts";
-import type { EnvelopeRow, RecordRow } from "./sqlite-statements.ts";
+import type { EnvelopeRow, LeasedRow, RecordRow } from "./sqlite-statements.ts";
 
 /** Rebuild the envelope stored in a row. */
 export function rowToEnvelope(r: EnvelopeRow): Envelope {
@@ -46,7 +46,34 @@ export function rowToRecord(r: RecordRow): MessageRecord {
   return record;
 }
 
+/** Rebuild the envelope of a leased row (raw array). */
+export function leasedToEnvelope(r: LeasedRow): Envelope {
+  return {
+    v: r[2],
+    id: r[1],
+    name: r[4],
+    channel: r[3],
+    payload: JSON.parse(r[5]) as unknown,
+    headers: JSON.parse(r[6]) as Envelope["headers"],
+    attempt: r[7],
+    maxAttempts: r[8],
+    runAt: r[9],
+    priority: r[10],
+    dedupKey: r[11],
+    createdAt: r[12],
+  };
+}
+
 /** Order leased rows for delivery: priority desc, then due time, then insertion. */
-export function byDeliveryOrder(a: EnvelopeRow, b: EnvelopeRow): number {
-  return b.priority - a.priority || a.run_at - b.run_at || a.seq - b.seq;
+export function byDeliveryOrder(a: LeasedRow, b: LeasedRow): number {
+  return b[10] - a[10] || a[9] - b[9] || a[0] - b[0];
+}
+
+/** The rowid a lease token carries (`<seq>:<batch>`), or -1 for a malformed token. */
+export function tokenSeq(token: string): number {
+  if (typeof token !== "string") return -1;
+  const colon = token.indexOf(":");
+  if (colon < 1 || colon > 16) return -1;
+  const seq = Number(token.slice(0, colon));
+  return Number.isSafeInteger(seq) && seq > 0 ? seq : -1;
 }

@@ -28,10 +28,26 @@ export interface EnvelopeRow {
   created_at: number;
 }
 
-/** A row returned by receive: the envelope and its new lease. */
-export interface LeasedRow extends EnvelopeRow {
-  lease_expires_at: number;
-}
+/**
+ * A row returned by receive, as an array (raw mode, no per-row object keys):
+ * the {@link ENVELOPE_COLUMNS} in order, then lease_expires_at.
+ */
+export type LeasedRow = [
+  seq: number,
+  id: string,
+  v: number,
+  channel: string,
+  name: string,
+  payload: string,
+  headers: string,
+  attempt: number,
+  max_attempts: number,
+  run_at: number,
+  priority: number,
+  dedup_key: string | null,
+  created_at: number,
+  lease_expires_at: number,
+];
 
 /** A full row, for inspection. */
 export interface RecordRow extends EnvelopeRow {
@@ -62,8 +78,10 @@ const CANDIDATES = `SELECT seq, priority, run_at FROM ferry_messages
  * messages (and stalled ones whose lease expired), counts the attempt, issues
  * the batch's token and returns the envelopes.
  *
- * Takes: token, leaseExpiresAt, now, then per channel (channel, now, max), then max.
+ * Takes: batch token, leaseExpiresAt, now, then per channel (channel, now, max), then max.
  * Returns: one {@link LeasedRow} per leased message (in no particular order).
+ * Each message's token is `<seq>:<batch token>`: unique per lease, and it lets
+ * ack, retry, dead-letter and extend find the row by its rowid.
  *
  * Each channel is read through its own ordered index range with its own LIMIT,
  * then the (at most n x max) candidates are merged; `channel IN (...)` with an
@@ -76,7 +94,7 @@ export function receiveSql(n: number): string {
       : `SELECT seq FROM (${Array.from({ length: n }, () => `SELECT * FROM (${CANDIDATES})`).join(" UNION ALL ")})
          ORDER BY priority DESC, run_at, seq LIMIT ?`;
   return `UPDATE ferry_messages
-    SET state = 'active', attempt = attempt + 1, token = ?, lease_expires_at = ?, started_at = ?
+    SET state = 'active', attempt = attempt + 1, token = seq || ':' || ?, lease_expires_at = ?, started_at = ?
     WHERE seq IN (${pick})
     RETURNING ${ENVELOPE_COLUMNS}, lease_expires_at`;
 }
@@ -98,13 +116,13 @@ export class Statements {
   readonly nextLeaseExpiry: Database.Statement;
   /** Paused channels. Returns channel names. */
   readonly pausedList: Database.Statement;
-  /** Complete or cancel. Takes state, result JSON, now, id, token. */
+  /** Complete or cancel. Takes state, result JSON, now, seq, token, id. */
   readonly ack: Database.Statement;
-  /** Back to waiting at a time. Named: state, runAt, used (0/1), error JSON, id, token. */
+  /** Back to waiting at a time. Named: state, runAt, used (0/1), error JSON, seq, token, id. */
   readonly retry: Database.Statement;
-  /** Into the dead-letter store. Named: now, error JSON, id, token. */
+  /** Into the dead-letter store. Named: now, error JSON, seq, token, id. */
   readonly dead: Database.Statement;
-  /** Extend a lease. Takes leaseExpiresAt, id, token. */
+  /** Extend a lease. Takes leaseExpiresAt, seq, token, id. */
   readonly extend: Database.Statement;
 
   constructor(db: Database.Database) {
@@ -122,23 +140,23 @@ export class Statements {
     this.pausedList = db.prepare(`SELECT channel FROM ferry_paused_channels`).pluck();
     this.ack = db.prepare(`UPDATE ferry_messages
       SET state = ?, result = ?, finished_at = ?, token = NULL, lease_expires_at = NULL, dedup_claim = NULL
-      WHERE id = ? AND token = ? AND state = 'active'`);
+      WHERE seq = ? AND token = ? AND id = ? AND state = 'active'`);
     this.retry = db.prepare(`UPDATE ferry_messages
       SET state = @state, run_at = @runAt, token = NULL, lease_expires_at = NULL,
         attempt = CASE WHEN @used THEN attempt ELSE max(0, attempt - 1) END,
         errors = ${APPEND_ERROR}
-      WHERE id = @id AND token = @token AND state = 'active'`);
+      WHERE seq = @seq AND token = @token AND id = @id AND state = 'active'`);
     this.dead = db.prepare(`UPDATE ferry_messages
       SET state = 'dead', finished_at = @now, token = NULL, lease_expires_at = NULL, dedup_claim = NULL,
         errors = ${APPEND_ERROR}
-      WHERE id = @id AND token = @token AND state = 'active'`);
-    this.extend = db.prepare(`UPDATE ferry_messages SET lease_expires_at = ? WHERE id = ? AND token = ? AND state = 'active'`);
+      WHERE seq = @seq AND token = @token AND id = @id AND state = 'active'`);
+    this.extend = db.prepare(`UPDATE ferry_messages SET lease_expires_at = ? WHERE seq = ? AND token = ? AND id = ? AND state = 'active'`);
   }
 
   /** The receive statement for `n` channels (see {@link receiveSql}), prepared on first use. */
   receive(n: number): Database.Statement {
     let s = this.#receive.get(n);
-    if (!s) this.#receive.set(n, (s = this.#db.prepare(receiveSql(n))));
+    if (!s) this.#receive.set(n, (s = this.#db.prepare(receiveSql(n)).raw(true)));
     return s;
   }
 }

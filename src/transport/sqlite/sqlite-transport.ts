@@ -37,7 +37,7 @@ import type {
   Transport,
 } from "../types.ts";
 import { SqliteAdmin } from "./sqlite-admin.ts";
-import { byDeliveryOrder, rowToEnvelope } from "./sqlite-rows.ts";
+import { byDeliveryOrder, leasedToEnvelope, tokenSeq } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
 import { parseSqliteUrl } from "./sqlite-url.ts";
@@ -129,7 +129,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
       const open = paused.length === 0 ? channels : channels.filter((c) => !paused.includes(c));
       if (open.length === 0) return { rows: [], token: "", nextDue: Infinity };
       for (const c of open) st.promote.run(c, now);
-      const token = `${this.#tokenPrefix}.${(++this.#tokenSeq).toString(36)}`;
+      const token = `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`;
       const params: unknown[] = [token, now + leaseMs, now];
       for (const c of open) params.push(c, now, max);
       if (open.length > 1) params.push(max);
@@ -146,7 +146,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     }).immediate;
 
     this.#ackTx = db.transaction((items: readonly AckItem[], now: number) =>
-      items.map((it) => st.ack.run(it.status ?? "completed", it.result === undefined ? null : JSON.stringify(it.result), now, it.id, it.token).changes === 1),
+      items.map((it) => st.ack.run(it.status ?? "completed", it.result === undefined ? null : JSON.stringify(it.result), now, tokenSeq(it.token), it.token, it.id).changes === 1),
     ).immediate;
 
     this.#retryTx = db.transaction((items: readonly RetryItem[], now: number) =>
@@ -157,17 +157,18 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
             runAt: it.runAt,
             used: it.attemptUsed ? 1 : 0,
             error: it.error === undefined ? null : JSON.stringify(it.error),
-            id: it.id,
+            seq: tokenSeq(it.token),
             token: it.token,
+            id: it.id,
           }).changes === 1,
       ),
     ).immediate;
 
     this.#deadTx = db.transaction((items: readonly DeadItem[], now: number) =>
-      items.map((it) => st.dead.run({ now, error: JSON.stringify(it.error), id: it.id, token: it.token }).changes === 1),
+      items.map((it) => st.dead.run({ now, error: JSON.stringify(it.error), seq: tokenSeq(it.token), token: it.token, id: it.id }).changes === 1),
     ).immediate;
 
-    this.#extendTx = db.transaction((items: readonly LeaseRef[], expiresAt: number) => items.map((it) => st.extend.run(expiresAt, it.id, it.token).changes === 1)).immediate;
+    this.#extendTx = db.transaction((items: readonly LeaseRef[], expiresAt: number) => items.map((it) => st.extend.run(expiresAt, tokenSeq(it.token), it.token, it.id).changes === 1)).immediate;
   }
 
   /**
@@ -223,7 +224,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     const out: Delivery[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      out[i] = { message: rowToEnvelope(r), token, leaseExpiresAt: r.lease_expires_at };
+      out[i] = { message: leasedToEnvelope(r), token: `${r[0]}:${token}`, leaseExpiresAt: r[13] };
     }
     return out;
   }
