@@ -14,17 +14,14 @@ export function envelopeFrom(json: string, attempt: number, runAt: string): Enve
   return m as unknown as Envelope;
 }
 
-/** Parse the reply of `receive.lua` into deliveries. */
+/** Parse the reply of `receive.lua` into deliveries (empty when it leased nothing). */
 export function parseDeliveries(reply: unknown[], leaseMs: number): Delivery[] {
-  const now = Number(reply[0]);
-  const leaseExpiresAt = now + leaseMs;
   const out: Delivery[] = [];
-  for (let i = 2; i < reply.length; i += 5) {
-    out.push({
-      message: envelopeFrom(reply[i + 1] as string, Number(reply[i + 2]), reply[i + 3] as string),
-      token: reply[i + 4] as string,
-      leaseExpiresAt,
-    });
+  if (reply.length < 4) return out;
+  const leaseExpiresAt = Number(reply[0]) + leaseMs;
+  const token = reply[2] as string;
+  for (let i = 3; i < reply.length; i += 4) {
+    out.push({ message: envelopeFrom(reply[i + 1] as string, Number(reply[i + 2]), reply[i + 3] as string), token, leaseExpiresAt });
   }
   return out;
 }

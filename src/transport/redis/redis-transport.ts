@@ -54,6 +54,13 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 const RECOVER_CAP = 1000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
+const BAND = 2 ** 42;
+
+/** A ready message's score: priority first (higher first), then due time; exact in a double. Mirrors `ready_score` in lua/lib.lua. */
+function readyScore(priority: number, runAt: number): string {
+  const r = Math.min(Math.max(Math.floor(runAt), 0), BAND - 1);
+  return String((1000 - priority) * BAND + r);
+}
 
 /** A Redis-backed transport with the full capability set. */
 export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable {
@@ -152,7 +159,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
         const m = messages[i]!;
         checkEnvelope(m);
-        args.push(m.id, m.channel, m.priority, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m));
+        args.push(m.id, m.channel, m.priority, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m), readyScore(m.priority, m.runAt));
       }
       chunks.push(args);
     }
@@ -200,7 +207,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
         if (this.#closed) return [];
         throw err;
       }
-      if (reply.length > 2) return parseDeliveries(reply, Math.round(leaseMs));
+      if (reply.length > 3) return parseDeliveries(reply, Math.round(leaseMs));
       if (!(waitMs > 0) || signal?.aborted || this.#closed) return [];
       const remaining = waitMs - (performance.now() - started);
       if (remaining <= 0) return [];

@@ -8,7 +8,8 @@ local now = now_ms()
 local now_text = int(now)
 local keep_count, keep_age, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-local touched = {}
+local done = zbatch()
+local unleased = {}
 local n = (#ARGV - 4) / 4
 for i = 0, n - 1 do
   local b = 5 + i * 4
@@ -17,20 +18,26 @@ for i = 0, n - 1 do
   local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'dk')
   if v[1] == 'active' and v[2] == tok then
     if res ~= '' then
-      redis.call('HSET', mk, 'st', status, 'tok', '', 'fa', now_text, 'res', res)
+      redis.call('HSET', mk, 'st', status, 'fa', now_text, 'res', res)
     else
-      redis.call('HSET', mk, 'st', status, 'tok', '', 'fa', now_text)
+      redis.call('HSET', mk, 'st', status, 'fa', now_text)
     end
     local ch = v[3]
-    redis.call('ZREM', P .. ':a:' .. ch, id)
-    local sk = P .. ':s:' .. status .. ':' .. ch
-    redis.call('ZADD', sk, now_text, id)
-    touched[sk] = true
-    release_dedup(v[4], id)
+    local ak = P .. ':a:' .. ch
+    local ids = unleased[ak]
+    if not ids then
+      ids = {}
+      unleased[ak] = ids
+    end
+    ids[#ids + 1] = id
+    zbatch_add(done, P .. ':s:' .. status .. ':' .. ch, now_text, id)
+    if v[4] then release_dedup(v[4], id) end
     out[i + 1] = 1
   else
     out[i + 1] = 0
   end
 end
-for sk in pairs(touched) do trim(sk, keep_count, keep_age, now, cap) end
+for ak, ids in pairs(unleased) do zrem_many(ak, ids) end
+zbatch_flush(done)
+for _, sk in ipairs(done.keys) do trim(sk, keep_count, keep_age, now, cap) end
 return out

@@ -3,8 +3,9 @@
 -- those channels back to ready (at most `cap` of each per channel per call). Paused channels are skipped.
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix, ARGV[2] max, ARGV[3] leaseMs, ARGV[4] cap, ARGV[5..] channels.
--- Returns: { now, nextDue, id1, envelopeJSON1, attempt1, runAt1, token1, id2, ... }
+-- Returns: { now, nextDue, token, id1, envelopeJSON1, attempt1, runAt1, id2, ... }
 --   now: the server's time (ms); every lease ends at now + leaseMs.
+--   token: the fencing token of every lease of this call (a lease is proven by id and token).
 --   nextDue: when nothing was leased, the earliest time (ms) a delayed message or a lease
 --   of these channels comes due, or -1 when none; 0 when something was leased.
 local now = now_ms()
@@ -19,20 +20,24 @@ for i = 5, #ARGV do
 end
 
 -- Bring due delayed messages and expired leases back to ready.
+local zb = zbatch()
 for _, ch in ipairs(chans) do
   local rk = P .. ':r:' .. ch
   for pass = 1, 2 do
     local from = (pass == 1) and (P .. ':d:' .. ch) or (P .. ':a:' .. ch)
     local ids = redis.call('ZRANGEBYSCORE', from, '-inf', now_text, 'LIMIT', 0, cap)
-    for _, id in ipairs(ids) do
-      local mk = P .. ':m:' .. id
-      local v = redis.call('HMGET', mk, 'p', 'r')
-      redis.call('ZREM', from, id)
-      if v[1] then redis.call('ZADD', rk, ready_score(tonumber(v[1]), tonumber(v[2])), id) end
-      if pass == 2 then redis.call('HSET', mk, 'st', 'waiting', 'tok', '') end
+    if #ids > 0 then
+      for _, id in ipairs(ids) do
+        local mk = P .. ':m:' .. id
+        local v = redis.call('HMGET', mk, 'p', 'r')
+        if v[1] then zbatch_add(zb, rk, ready_score(tonumber(v[1]), tonumber(v[2])), id) end
+        if pass == 2 then redis.call('HSET', mk, 'st', 'waiting') end
+      end
+      zrem_many(from, ids)
     end
   end
 end
+zbatch_flush(zb)
 
 -- Choose: per channel its first `max` ready, merged by (score, id).
 local chosen = {}
@@ -66,27 +71,27 @@ if #chosen == 0 then
   return { now, next_due }
 end
 
-local out = { now, 0 }
 local expires = int(now + lease)
-local base = redis.call('INCRBY', P .. ':tok', #chosen) - #chosen
+local tok = int(redis.call('INCR', P .. ':tok')) .. '.' .. now_text
+local out = { now, 0, tok }
 local per_channel = {}
-for i, c in ipairs(chosen) do
+local leased = zbatch()
+for _, c in ipairs(chosen) do
   local id, ch = c[1], c[2]
   local mk = P .. ':m:' .. id
-  local attempt = redis.call('HINCRBY', mk, 'a', 1)
-  local tok = int(base + i) .. '.' .. now_text
-  redis.call('HSET', mk, 'st', 'active', 'tok', tok, 'lx', expires, 'sa', now_text)
-  local v = redis.call('HMGET', mk, 'e', 'r')
-  redis.call('ZADD', P .. ':a:' .. ch, expires, id)
+  local v = redis.call('HMGET', mk, 'e', 'r', 'a')
+  local attempt = next_attempt(v[3])
+  redis.call('HSET', mk, 'st', 'active', 'a', attempt, 'tok', tok, 'lx', expires, 'sa', now_text)
+  zbatch_add(leased, P .. ':a:' .. ch, expires, id)
   per_channel[ch] = (per_channel[ch] or 0) + 1
   local o = #out
   out[o + 1] = id
   out[o + 2] = v[1]
   out[o + 3] = attempt
   out[o + 4] = v[2]
-  out[o + 5] = tok
 end
 for ch, k in pairs(per_channel) do
   redis.call('ZREMRANGEBYRANK', P .. ':r:' .. ch, 0, k - 1)
 end
+zbatch_flush(leased)
 return out

@@ -6,6 +6,7 @@
 local now = now_ms()
 local out = {}
 local touched = {}
+local zb = zbatch()
 local n = (#ARGV - 1) / 5
 for i = 0, n - 1 do
   local b = 2 + i * 5
@@ -16,18 +17,19 @@ for i = 0, n - 1 do
     local attempt = tonumber(v[5])
     if used == '0' and attempt > 0 then attempt = attempt - 1 end
     if e ~= '' then
-      redis.call('HSET', mk, 'st', 'waiting', 'tok', '', 'r', run_at, 'a', attempt, 'err', append_error(v[6], e))
+      redis.call('HSET', mk, 'st', 'waiting', 'r', run_at, 'a', attempt, 'err', append_error(v[6], e))
     else
-      redis.call('HSET', mk, 'st', 'waiting', 'tok', '', 'r', run_at, 'a', attempt)
+      redis.call('HSET', mk, 'st', 'waiting', 'r', run_at, 'a', attempt)
     end
     local ch = v[3]
     redis.call('ZREM', P .. ':a:' .. ch, id)
-    enqueue(id, ch, tonumber(v[4]), run_at, now)
+    enqueue(zb, id, ch, tonumber(v[4]), run_at, now)
     touched[ch] = (touched[ch] or 0) + 1
     out[i + 1] = 1
   else
     out[i + 1] = 0
   end
 end
+zbatch_flush(zb)
 for ch, count in pairs(touched) do notify(ch, count) end
 return out
