@@ -1,0 +1,117 @@
+/**
+ * Micro benchmark of the RabbitMQ transport beside raw amqplib, for tuning.
+ *
+ *   npx tsx bench/amqp-transport-micro.ts [count=20000]
+ *
+ * Measures: publishing with confirms in batches of 1,000 (raw ConfirmChannel vs
+ * `send`), consuming with acks at prefetch 50 (raw consumer vs `receive(max 50)`
+ * + `ack` batches, as a worker at concurrency 50 does), with and without the run
+ * store, and the lateness of delayed messages. Uses its own queues under a unique
+ * prefix and deletes them at the end. Figures on a shared 2-core machine are indicative.
+ */
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { createEnvelope, type Envelope } from "../src/core/envelope.ts";
+import { optionsFromUrl } from "../src/transport/amqp/amqp-options.ts";
+import { AmqpTransport } from "../src/transport/amqp/amqp-transport.ts";
+
+const URL_TEXT = process.env.FERRY_TEST_AMQP ?? "amqp://guest:guest@127.0.0.1:5672/%2F";
+const N = Number(process.argv[2] ?? 20_000);
+const BATCH = 1000;
+const prefix = `ferry-bench-${process.pid}`;
+const runStore = join(tmpdir(), `${prefix}.db`);
+const toDelete = new Set<string>();
+
+const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
+
+async function raw(): Promise<{ publish: number; consume: number }> {
+  const conn = await amqp.connect(URL_TEXT);
+  const pub = await conn.createConfirmChannel();
+  const q = `${prefix}:raw`;
+  toDelete.add(q);
+  await pub.assertQueue(q, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  const body = Buffer.from(JSON.stringify({ v: 1, id: "x", name: "bench.task", channel: "raw", payload: { n: 1 } }));
+  let t0 = performance.now();
+  for (let i = 0; i < N; i += BATCH) {
+    for (let j = 0; j < BATCH; j++) pub.sendToQueue(q, body, { persistent: true });
+    await pub.waitForConfirms();
+  }
+  const publish = rate(N, performance.now() - t0);
+  const con = await conn.createChannel();
+  await con.prefetch(50);
+  let got = 0;
+  t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    void con.consume(q, (m) => {
+      con.ack(m!);
+      if (++got === N) resolve();
+    });
+  });
+  const consume = rate(N, performance.now() - t0);
+  await conn.close();
+  return { publish, consume };
+}
+
+async function ferry(store: boolean): Promise<{ send: number; process: number }> {
+  const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: store ? runStore : false });
+  const channel = store ? "store" : "nostore";
+  const batches: Envelope[][] = [];
+  for (let i = 0; i < N; i += BATCH) batches.push(Array.from({ length: BATCH }, (_, j) => createEnvelope({ name: "bench.task", channel, payload: { n: i + j } })));
+  let t0 = performance.now();
+  for (const b of batches) await t.send(b);
+  const send = rate(N, performance.now() - t0);
+  let done = 0;
+  t0 = performance.now();
+  while (done < N) {
+    const got = await t.receive({ channels: [channel], max: 50, leaseMs: 30_000, waitMs: 1000 });
+    if (got.length === 0) break;
+    await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+    done += got.length;
+  }
+  const processed = rate(done, performance.now() - t0);
+  for (const n of t.declaredNames()) toDelete.add(n);
+  await t.close();
+  return { send, process: processed };
+}
+
+async function lateness(count = 300): Promise<{ p50: number; p99: number; max: number; early: number }> {
+  const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: false });
+  const channel = "delayed";
+  const now = Date.now();
+  await t.send(Array.from({ length: count }, (_, i) => createEnvelope({ name: "bench.task", channel, payload: i, runAt: now + 200 + Math.floor((i * 1800) / count) })));
+  const late: number[] = [];
+  while (late.length < count) {
+    const got = await t.receive({ channels: [channel], max: 50, leaseMs: 30_000, waitMs: 5000 });
+    if (got.length === 0) break;
+    const at = Date.now();
+    for (const d of got) late.push(at - d.message.runAt);
+    await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+  }
+  for (const n of t.declaredNames()) toDelete.add(n);
+  await t.close();
+  late.sort((a, b) => a - b);
+  const pct = (p: number) => late[Math.min(late.length - 1, Math.floor(p * late.length))] ?? NaN;
+  return { p50: pct(0.5), p99: pct(0.99), max: late[late.length - 1] ?? NaN, early: late.filter((x) => x < 0).length };
+}
+
+try {
+  const r = await raw();
+  console.log(`raw amqplib        publish+confirm ${r.publish}/s   consume+ack prefetch 50 ${r.consume}/s`);
+  const a = await ferry(false);
+  console.log(`ferry, no store    send            ${a.send}/s   receive(50)+ack         ${a.process}/s   (${Math.round((a.send / r.publish) * 100)}% / ${Math.round((a.process / r.consume) * 100)}% of raw)`);
+  const b = await ferry(true);
+  console.log(`ferry, run store   send            ${b.send}/s   receive(50)+ack         ${b.process}/s   (${Math.round((b.send / r.publish) * 100)}% / ${Math.round((b.process / r.consume) * 100)}% of raw)`);
+  const l = await lateness();
+  console.log(`delayed lateness   p50 ${l.p50} ms   p99 ${l.p99} ms   max ${l.max} ms   early ${l.early}`);
+} finally {
+  const conn = await amqp.connect(URL_TEXT);
+  const ch = await conn.createChannel();
+  for (const name of toDelete) {
+    await ch.deleteQueue(name);
+    if (name.includes("::delay:")) await ch.deleteExchange(name);
+  }
+  await conn.close();
+  for (const s of ["", "-wal", "-shm"]) rmSync(runStore + s, { force: true });
+}
