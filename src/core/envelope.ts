@@ -59,7 +59,18 @@ export interface Envelope<P = unknown> {
 
 let lastMs = 0;
 let seq = 0;
-const rand = Buffer.alloc(10);
+// Random bytes are drawn 8 KiB at a time: one system call per 800 ids, not one per id.
+const pool = Buffer.alloc(8000);
+let poolAt = pool.length;
+function randomBytes10(): Buffer {
+  if (poolAt + 10 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const out = pool.subarray(poolAt, poolAt + 10);
+  poolAt += 10;
+  return out;
+}
 
 /**
  * A UUIDv7: 48 bits of milliseconds, then a 12-bit counter that keeps ids made in
@@ -76,7 +87,7 @@ export function newId(now = Date.now()): string {
     lastMs = now;
     seq = 0;
   }
-  randomFillSync(rand);
+  const rand = randomBytes10();
   const ms = lastMs;
   const hex = ms.toString(16).padStart(12, "0");
   const seqHex = (0x7000 | seq).toString(16);
