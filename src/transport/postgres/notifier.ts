@@ -50,6 +50,7 @@ export class Notifier {
     const client = await this.#options.connect();
     const onError = () => this.#drop(client, true);
     client.on("error", onError);
+    client.on("end", onError);
     client.on("notification", (n: pg.Notification) => {
       if (n.channel === this.#options.channel) this.#wakeChannel(n.payload ?? "");
     });
@@ -66,6 +67,13 @@ export class Notifier {
     this.#client = client;
     // A notification may have been missed while not listening: let every waiter look again.
     this.wakeAll();
+  }
+
+  /** The server process id of the listening connection, or undefined when not listening (for tests and diagnostics). */
+  async backendPid(): Promise<number | undefined> {
+    const client = this.#client;
+    if (!client) return undefined;
+    return (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
   }
 
   #drop(client: pg.PoolClient, broken: boolean): void {
@@ -128,6 +136,7 @@ export class Notifier {
       client.removeAllListeners("notification");
       await client.query(`UNLISTEN "${this.#options.channel}"`).catch(() => {});
       client.removeAllListeners("error");
+      client.removeAllListeners("end");
       client.on("error", () => {});
       client.release(true);
     }

@@ -174,6 +174,28 @@ if (skip) {
       }
     });
 
+    it("a dropped LISTEN connection is re-established and a waiting receiver still wakes", async () => {
+      const t = await open("relisten");
+      try {
+        // Start listening, then kill the listening backend (our own connection only).
+        assert.deepEqual(await t.receive({ channels: ["rl"], max: 1, leaseMs: 1000, waitMs: 20 }), []);
+        const pid = await t.listenerPid();
+        assert.ok(pid);
+        const pending = t.receive({ channels: ["rl"], max: 1, leaseMs: 1000, waitMs: 8000 });
+        await new Promise((r) => setTimeout(r, 50));
+        await pool.query("SELECT pg_terminate_backend($1)", [pid]);
+        await new Promise((r) => setTimeout(r, 300));
+        const sentAt = Date.now();
+        await t.send([msg("rl")]);
+        assert.equal((await pending).length, 1);
+        assert.ok(Date.now() - sentAt < 4000, "woken by NOTIFY on the new connection");
+        const again = await t.listenerPid();
+        assert.ok(again && again !== pid);
+      } finally {
+        await t.close();
+      }
+    });
+
     it("the error history is capped, keeping the first and the newest", async () => {
       const t = await open("errors");
       try {

@@ -173,7 +173,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       throw new FerryError("INVALID_OPTION", "the PostgreSQL transport needs a connectionString (postgres://...) or a pool", { details: { option: "connectionString" } });
     }
     const ownsPool = !options.pool;
-    const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: poolSize });
+    const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: `ferry:${schema}` });
     if (ownsPool) pool.on("error", () => {}); // an idle client's error surfaces on its next query
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
@@ -349,6 +349,11 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     return this.#fenced("extending leases", items, (send) =>
       this.#run("extending leases", this.#sql.extend, [send.map((i) => i.id), send.map((i) => i.token), Math.max(1, leaseMs)]),
     );
+  }
+
+  /** The server process id of the LISTEN connection, if it is open (diagnostics). */
+  listenerPid(): Promise<number | undefined> {
+    return this.#notifier.backendPid();
   }
 
   /** True once {@link close} was called. */
