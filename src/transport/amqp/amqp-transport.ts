@@ -54,6 +54,9 @@ interface Held {
 
 export type { AmqpTransportOptions } from "./amqp-options.ts";
 
+/** A message due within this many ms is held in memory until due rather than sent through a delay bucket. */
+const HOLD_MS = 50;
+
 /** A Ferry transport over RabbitMQ. Counting, listing and dedupKey need the run store (on by default). */
 export class AmqpTransport implements Transport, DeadLetterAdmin {
   readonly kind = "amqp";
@@ -81,6 +84,8 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   #leaseTimer: NodeJS.Timeout | undefined;
   #leaseTimerAt = Infinity;
   #hops: Held[] = [];
+  #holds = new Set<NodeJS.Timeout>();
+  #wakeScheduled = false;
   #closed = false;
 
   /** Use {@link AmqpTransport.connect} or {@link AmqpTransport.fromUrl}. */
@@ -181,10 +186,10 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   }
 
   /** Publish one copy (to its channel queue, or to a delay bucket when not due). */
-  #publish(link: Link, content: Buffer, e: Envelope, runAt: number, attempts: number, bucket: number | undefined, done: (err: unknown) => void, extra?: Record<string, unknown>): void {
-    const headers: Record<string, unknown> = { [HEADER.runAt]: runAt, ...extra };
-    if (attempts > 0) headers[HEADER.attempts] = attempts;
-    const props: import("amqplib").Options.Publish = { persistent: true, messageId: e.id, contentType: "application/json", headers };
+  #publish(link: Link, content: Buffer, e: Envelope, runAt: number, attempts: number, bucket: number | undefined, done: (err: unknown) => void): void {
+    const props: import("amqplib").Options.Publish = { persistent: true };
+    // the body carries runAt and attempt as sent; headers only when a copy differs from it
+    if (runAt !== e.runAt || attempts !== e.attempt) props.headers = attempts > 0 ? { [HEADER.runAt]: runAt, [HEADER.attempts]: attempts } : { [HEADER.runAt]: runAt };
     if (this.options.queueType === "classic") props.priority = amqpPriority(e.priority);
     const queue = channelQueue(this.options.prefix, e.channel);
     if (bucket === undefined) link.publish.publish("", queue, content, props, done);
@@ -212,9 +217,17 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     });
   }
 
+  /** The delay bucket for a copy due at `runAt`, or undefined to publish straight to its queue (the consumer holds the last {@link HOLD_MS}). */
+  #route(runAt: number, now: number): number | undefined {
+    return runAt - now > HOLD_MS ? bucketFor(runAt - now) : undefined;
+  }
+
   #buckets(link: Link, runAts: Iterable<number>, now: number): Promise<void[]> {
     const ks = new Set<number>();
-    for (const at of runAts) if (at > now) ks.add(bucketFor(at - now));
+    for (const at of runAts) {
+      const k = this.#route(at, now);
+      if (k !== undefined) ks.add(k);
+    }
     return Promise.all([...ks].map((k) => this.#ensureBucket(link, k)));
   }
 
@@ -235,7 +248,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       await onLink(link, this.#confirmed(fresh.length, (done) => {
         for (const i of fresh) {
           const m = messages[i]!;
-          this.#publish(link, Buffer.from(bodies[i]!), m, m.runAt, 0, m.runAt > now ? bucketFor(m.runAt - now) : undefined, done);
+          this.#publish(link, Buffer.from(bodies[i]!), m, m.runAt, 0, this.#route(m.runAt, now), done);
         }
       }));
     } catch (err) {
@@ -254,6 +267,14 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   // ---- consuming ------------------------------------------------------------
 
   /** Make sure each queue has a consumer whose prefetch covers leases held plus `max`. */
+  #consumersReady(link: Link, queues: readonly string[], max: number): boolean {
+    for (const queue of queues) {
+      const c = this.#consumers.get(queue);
+      if (!c || c.generation !== link.generation || c.prefetch < this.#wantedPrefetch(queue, max)) return false;
+    }
+    return true;
+  }
+
   async #ensureConsumers(link: Link, channels: readonly string[], queues: readonly string[], max: number): Promise<void> {
     await Promise.all(channels.map((c) => this.#ensureChannel(link, c)));
     for (const queue of queues) {
@@ -269,7 +290,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     if (this.options.prefetch > 0) return this.options.prefetch;
     let held = 0;
     const c = this.#consumers.get(queue);
-    if (c) held = c.unsettled;
+    if (c) held = Math.max(0, c.unsettled - (this.#buffers.get(queue)?.length ?? 0));
     const want = Math.min(this.options.maxPrefetch, held + Math.max(1, max));
     return Math.min(this.options.maxPrefetch, 2 ** Math.ceil(Math.log2(want)));
   }
@@ -315,14 +336,40 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     const redeliveries = typeof headers["x-delivery-count"] === "number" ? (headers["x-delivery-count"] as number) : raw.fields.redelivered ? 1 : 0;
     const priorAttempts = (typeof headers[HEADER.attempts] === "number" ? (headers[HEADER.attempts] as number) : envelope.attempt) + redeliveries;
     const held: Held = { raw, envelope, runAt, priorAttempts, consumer, generation: link.generation, token: "", attempt: 0, expiresAt: 0 };
-    if (runAt > Date.now()) {
+    const remaining = runAt - Date.now();
+    if (remaining > HOLD_MS) {
       this.#hop(held);
       return;
     }
+    this.#holdUntilDue(held);
+  }
+
+  /** The last stretch of a delay is held here (a bucket hop costs more than it waits); never handed out before `runAt`. */
+  #holdUntilDue(held: Held): void {
+    const remaining = held.runAt - Date.now();
+    if (remaining <= 0) return this.#buffer(held);
+    // timers run on a monotonic clock and may fire a little before the wall clock reaches runAt: check again
+    const timer = setTimeout(() => {
+      this.#holds.delete(timer);
+      this.#holdUntilDue(held);
+    }, remaining);
+    this.#holds.add(timer);
+  }
+
+  #buffer(held: Held): void {
+    if (this.#conn.link?.generation !== held.generation) return;
+    const consumer = held.consumer;
     let buf = this.#buffers.get(consumer.queue);
     if (!buf) this.#buffers.set(consumer.queue, (buf = []));
     buf.push(held);
-    for (const w of this.#wakers) w();
+    if (!this.#wakeScheduled && this.#wakers.size > 0) {
+      // wake once the whole socket read has been buffered, so a waiting receive takes a batch
+      this.#wakeScheduled = true;
+      setImmediate(() => {
+        this.#wakeScheduled = false;
+        for (const w of this.#wakers) w();
+      });
+    }
   }
 
   /** A message that is not Ferry's wire format goes straight to the channel's dead-letter queue. */
@@ -351,10 +398,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       const now = Date.now();
       await onLink(link, this.#buckets(link, live.map((h) => h.runAt), now));
       await onLink(link, this.#confirmed(live.length, (done) => {
-        for (const h of live) {
-          const remaining = h.runAt - Date.now();
-          this.#publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, remaining > 0 ? bucketFor(h.runAt - now) : undefined, done);
-        }
+        for (const h of live) this.#publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, this.#route(h.runAt, now), done);
       }));
       for (const h of live) this.#settle(h.consumer, h.raw, "ack");
     } catch (err) {
@@ -386,7 +430,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       const link = this.#conn.link ?? (await this.#waitForLink(deadline, request.signal));
       if (!link) return [];
       try {
-        await onLink(link, this.#ensureConsumers(link, channels, queues, request.max));
+        if (!this.#consumersReady(link, queues, request.max)) await onLink(link, this.#ensureConsumers(link, channels, queues, request.max));
       } catch (err) {
         if (this.#conn.link === link || isFerryError(err, "CONFIG_INVALID")) throw this.#unavailable(err, "receive");
         continue; // the link dropped meanwhile: wait for the next one
@@ -540,22 +584,21 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   }
 
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
-    return this.#republish(items, (link, h, item, done) => {
-      const now = Date.now();
+    return this.#republish(items, (link, h, item, now, done) => {
       const attempts = item.attemptUsed ? h.attempt : Math.max(0, h.attempt - 1);
-      this.#publish(link, h.raw.content, h.envelope, item.runAt, attempts, item.runAt > now ? bucketFor(item.runAt - now) : undefined, done);
+      this.#publish(link, h.raw.content, h.envelope, item.runAt, attempts, this.#route(item.runAt, now), done);
     }, (claimed) => this.#store?.retry(claimed.map(({ item }) => ({ id: item.id, runAt: item.runAt, attemptUsed: item.attemptUsed, error: item.error }))));
   }
 
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
-    return this.#republish(items, (link, h, item, done) => {
+    return this.#republish(items, (link, h, item, _now, done) => {
       const headers = { [HEADER.attempts]: h.attempt, [HEADER.error]: JSON.stringify(item.error) };
       link.publish.publish("", deadQueue(this.options.prefix, h.envelope.channel), h.raw.content, { persistent: true, messageId: h.envelope.id, contentType: "application/json", headers }, done);
     }, (claimed) => this.#store?.finish(claimed.map(({ item }) => ({ id: item.id, state: "dead" as const, error: item.error })), Date.now()));
   }
 
   /** Publish a new copy of each leased message (confirmed), then ack the old one. */
-  async #republish<I extends LeaseRef & { runAt?: number }>(items: readonly I[], publish: (link: Link, h: Held, item: I, done: (err: unknown) => void) => void, record: (claimed: { h: Held; item: I }[]) => void): Promise<boolean[]> {
+  async #republish<I extends LeaseRef & { runAt?: number }>(items: readonly I[], publish: (link: Link, h: Held, item: I, now: number, done: (err: unknown) => void) => void, record: (claimed: { h: Held; item: I }[]) => void): Promise<boolean[]> {
     this.#checkOpen();
     const out = items.map(() => false);
     const claimed: { h: Held; item: I; i: number }[] = [];
@@ -570,7 +613,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       await onLink(link, Promise.all([...new Set(claimed.map(({ h }) => h.envelope.channel))].map((c) => this.#ensureChannel(link, c))));
       await onLink(link, this.#buckets(link, claimed.map(({ item }) => item.runAt ?? 0), now));
       await onLink(link, this.#confirmed(claimed.length, (done) => {
-        for (const { h, item } of claimed) publish(link, h, item, done);
+        for (const { h, item } of claimed) publish(link, h, item, now, done);
       }));
     } catch (err) {
       for (const { h } of claimed) this.#settle(h.consumer, h.raw, "requeue");
@@ -659,6 +702,8 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     this.#buffers.clear();
     this.#consumers.clear();
     this.#hops = [];
+    for (const timer of this.#holds) clearTimeout(timer);
+    this.#holds.clear();
     this.#declared.clear();
     if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
     this.#leaseTimer = undefined;
