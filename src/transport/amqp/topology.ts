@@ -17,8 +17,9 @@
  * to the largest bucket not longer than its remaining delay, so it can never
  * come back early; when it comes back still not due, the consumer sends it to
  * the next bucket (a "hop"; at most ~log2(delay) hops, each smaller than the
- * last). The consumer compares `runAt` with its own clock before handing a
- * message out, so no message is delivered before its due time.
+ * last); the last 50 ms are waited out in the consumer's memory instead (a hop
+ * costs more than that). The consumer compares `runAt` with its own clock
+ * before handing a message out, so no message is delivered before its due time.
  *
  * Ferry's C = ':' separator cannot occur in a channel name, so names never clash.
  */
