@@ -74,7 +74,8 @@ async function fill(channel: string, n: number, kind: "ready" | "delayed" | "com
   for (let i = 0; i < n; i += 100_000) {
     await admin.query(
       `INSERT INTO "${schema}".messages (id, channel, name, payload, run_at, due_at, created_at, state, finished_at)
-       SELECT $1 || g, $2, 'bench.noop', '{"n":1}', $3 + g / 1000.0, $3 + g / 1000.0, $4, $5, CASE WHEN $5 = 'completed' THEN $4 END
+       SELECT $1::text || g, $2::text, 'bench.noop', '{"n":1}', $3::float8 + g / 1000.0, $3::float8 + g / 1000.0, $4::float8, $5::text,
+         CASE WHEN $5::text = 'completed' THEN $4::float8 END
        FROM generate_series($6::int, $7::int) g`,
       [`${channel}-`, channel, runAt, now, kind === "completed" ? "completed" : "waiting", i, Math.min(n, i + 100_000) - 1],
     );

@@ -14,7 +14,6 @@ import {
   MAX_ERROR_HISTORY,
   MESSAGE_STATES,
   type AckItem,
-  type AttemptError,
   type ChannelCounts,
   type DeadItem,
   type DeadLetterAdmin,
@@ -35,6 +34,7 @@ import {
 import { DEFAULT_SCHEMA, migrate, notifyChannel, quoteSchema } from "./migrate.ts";
 import { Notifier } from "./notifier.ts";
 import { mapPgError } from "./pg-errors.ts";
+import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
 
 /** Options of {@link PostgresTransport.open}. */
@@ -51,90 +51,12 @@ export interface PostgresTransportOptions {
   poolSize?: number;
 }
 
-/** Escapes that json_to_recordset refuses to unescape (U+0000, lone surrogates), though json columns keep them. */
-const UNSAFE_ESCAPE = /\\u(?:0000|d[89a-f])/;
-const TOKEN_PATTERN = /^[1-9][0-9]{0,17}$/;
+
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const PRUNE_BATCH = 5000;
 
-interface EnvelopeRow {
-  id: string;
-  name: string;
-  channel: string;
-  payload: unknown;
-  headers: Envelope["headers"];
-  attempt: number;
-  max_attempts: number;
-  run_at: number;
-  priority: number;
-  dedup_key: string | null;
-  created_at: number;
-}
-
-interface LeaseRow extends EnvelopeRow {
-  token: string;
-  due_at: number;
-  was_due: number;
-  seq: string;
-}
-
-interface RecordRow extends EnvelopeRow {
-  state: MessageState;
-  errors: AttemptError[];
-  result: unknown;
-  started_at: number | null;
-  finished_at: number | null;
-}
-
 /** Anything with pg's `query` (a Client, a PoolClient). */
 type Queryable = Pick<pg.ClientBase, "query">;
-
-function toEnvelope(r: EnvelopeRow): Envelope {
-  return {
-    v: 1,
-    id: r.id,
-    name: r.name,
-    channel: r.channel,
-    payload: r.payload,
-    headers: r.headers,
-    attempt: r.attempt,
-    maxAttempts: r.max_attempts,
-    runAt: r.run_at,
-    priority: r.priority,
-    dedupKey: r.dedup_key,
-    createdAt: r.created_at,
-  };
-}
-
-/** An error jsonb can hold: U+0000 and lone surrogates become U+FFFD. */
-function storedError(e: AttemptError): AttemptError {
-  const clean = (s: string) => s.replace(/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
-  return { at: e.at, attempt: e.attempt, code: clean(String(e.code)), message: clean(String(e.message)) };
-}
-
-/**
- * Keep the first occurrence of each id with a well-formed token; the rest are
- * refused without asking the server. Returns the items to send and their positions.
- */
-function fenceable<T extends LeaseRef>(items: readonly T[]): { send: T[]; index: number[] } {
-  const seen = new Set<string>();
-  const send: T[] = [];
-  const index: number[] = [];
-  items.forEach((item, i) => {
-    if (typeof item.id !== "string" || typeof item.token !== "string" || !TOKEN_PATTERN.test(item.token) || seen.has(item.id)) return;
-    seen.add(item.id);
-    send.push(item);
-    index.push(i);
-  });
-  return { send, index };
-}
-
-/** The ids in `hit`, in the order of `ids`, each once. */
-function firstOf(ids: readonly string[], hit: Set<string>): string[] {
-  const out: string[] = [];
-  for (const id of ids) if (hit.delete(id)) out.push(id);
-  return out;
-}
 
 /** A transport on PostgreSQL with the full capability set. */
 export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable, TransactionalSend {
