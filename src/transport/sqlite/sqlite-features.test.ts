@@ -1,0 +1,230 @@
+/**
+ * SQLite-specific behaviour beyond the conformance suite: URLs, durability
+ * across reopen, pause/resume, migrations, dedup on replay, capped error
+ * history, pruning, the receive query plan, and waiting on a virtual clock.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { VirtualClock } from "../../core/clock.ts";
+import { createEnvelope, type EnvelopeInit } from "../../core/envelope.ts";
+import { isFerryError } from "../../core/errors.ts";
+import { createTransport } from "../registry.ts";
+import { appendError, type AttemptError } from "../types.ts";
+import { loadMigrations } from "./sqlite-schema.ts";
+import { receiveSql } from "./sqlite-statements.ts";
+import { SqliteTransport } from "./sqlite-transport.ts";
+import { parseSqliteUrl } from "./sqlite-url.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "ferry-sqlite-features-"));
+let files = 0;
+const file = () => join(dir, `t-${files++}.db`);
+const T0 = 1_700_000_000_000;
+const msg = (channel: string, init: Partial<EnvelopeInit> = {}, now = T0) => createEnvelope({ name: "feature.task", channel, payload: { x: 1 }, ...init }, now);
+const invalidUrl = (err: unknown) => isFerryError(err, "INVALID_URL");
+
+describe("SQLite transport features", () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads every URL form", () => {
+    assert.deepEqual(parseSqliteUrl(new URL("sqlite://./data/ferry.db")), { path: "./data/ferry.db" });
+    assert.deepEqual(parseSqliteUrl(new URL("sqlite://data/ferry.db")), { path: "data/ferry.db" });
+    assert.deepEqual(parseSqliteUrl(new URL("sqlite:///var/lib/app/ferry.db")), { path: "/var/lib/app/ferry.db" });
+    assert.deepEqual(parseSqliteUrl(new URL("sqlite://./my%20data/f.db?synchronous=FULL&busyTimeout=250&recheck=5000&watch=false")), {
+      path: "./my data/f.db",
+      synchronous: "full",
+      busyTimeoutMs: 250,
+      recheckMs: 5000,
+      watch: false,
+    });
+    for (const bad of ["sqlite://", "sqlite://./data/", "sqlite://./f.db?synchronous=fast", "sqlite://./f.db?bogus=1", "sqlite://./f.db?busyTimeout=-5", "sqlite://./f.db?watch=yes", "sqlite://./%E0%A4%A.db"]) {
+      assert.throws(() => parseSqliteUrl(new URL(bad)), invalidUrl, bad);
+    }
+  });
+
+  it("opens through the registry and creates the parent folder", async () => {
+    const path = join(dir, "nested", "deeper", "ferry.db");
+    const t = await createTransport(`sqlite://${path}?synchronous=full`);
+    try {
+      assert.equal(t.kind, "sqlite");
+      assert.ok(t instanceof SqliteTransport);
+      assert.ok(existsSync(path));
+      await assert.rejects(createTransport("sqlite://./x.db?synchronous=sometimes"), invalidUrl);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("numbers its schema with user_version and refuses a newer file", async () => {
+    const path = file();
+    await new SqliteTransport({ path }).close();
+    await new SqliteTransport({ path }).close(); // migrating twice is a no-op
+    const db = new Database(path);
+    assert.equal(db.pragma("user_version", { simple: true }), loadMigrations().length);
+    assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+    db.pragma("user_version = 999");
+    db.close();
+    assert.throws(() => new SqliteTransport({ path }), (err: unknown) => isFerryError(err, "TRANSPORT_UNAVAILABLE"));
+    assert.throws(() => new SqliteTransport({ path: "" }), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
+  });
+
+  it("keeps delayed messages and live leases across a restart", async () => {
+    const path = file();
+    const clock = new VirtualClock(T0);
+    const a = new SqliteTransport({ path, clock });
+    const delayed = msg("restart", { runAt: T0 + 5000 });
+    const now = msg("restart");
+    await a.send([delayed, now]);
+    const [leased] = await a.receive({ channels: ["restart"], max: 5, leaseMs: 10_000, waitMs: 0 });
+    assert.equal(leased?.message.id, now.id);
+    await a.close();
+
+    const b = new SqliteTransport({ path, clock });
+    try {
+      assert.deepEqual(await b.receive({ channels: ["restart"], max: 5, leaseMs: 10_000, waitMs: 0 }), [], "nothing due yet, the lease still holds");
+      await clock.advance(5000);
+      const [d] = await b.receive({ channels: ["restart"], max: 5, leaseMs: 10_000, waitMs: 0 });
+      assert.equal(d?.message.id, delayed.id);
+      assert.deepEqual(await b.ack([{ id: now.id, token: leased!.token }]), [true], "a lease taken before the restart is still honoured");
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("a receive waiting on a virtual clock wakes at the next due time, with no real timer", async () => {
+    const clock = new VirtualClock(T0);
+    const t = new SqliteTransport({ path: file(), clock });
+    try {
+      const m = msg("virtual", { runAt: T0 + 30_000 });
+      await t.send([m]);
+      const pending = t.receive({ channels: ["virtual"], max: 1, leaseMs: 1000, waitMs: 60_000 });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(clock.pendingSleepers, 1, "the receive sleeps on the clock");
+      await clock.advance(29_999);
+      await clock.advance(1);
+      const [d] = await pending;
+      assert.equal(d?.message.id, m.id);
+      assert.equal(clock.now(), T0 + 30_000);
+      assert.equal(clock.pendingSleepers, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a paused channel delivers nothing until resumed, and resume wakes a waiting receive", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path });
+    const other = new SqliteTransport({ path });
+    try {
+      await t.send([msg("paused-a", {}, Date.now()), msg("paused-b", {}, Date.now())]);
+      await other.pause("paused-a");
+      await other.pause("paused-a");
+      assert.deepEqual(await t.paused(), ["paused-a"]);
+      const got = await t.receive({ channels: ["paused-a", "paused-b"], max: 5, leaseMs: 10_000, waitMs: 0 });
+      assert.deepEqual(got.map((d) => d.message.channel), ["paused-b"]);
+      const pending = t.receive({ channels: ["paused-a"], max: 5, leaseMs: 10_000, waitMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 50));
+      await other.resume("paused-a");
+      const started = Date.now();
+      assert.equal((await pending).length, 1);
+      assert.ok(Date.now() - started < 10_000, "resumed without waiting out the receive");
+      assert.deepEqual(await t.paused(), []);
+      await assert.rejects(t.pause("bad channel!"), (err: unknown) => isFerryError(err, "INVALID_NAME"));
+    } finally {
+      await t.close();
+      await other.close();
+    }
+  });
+
+  it("a replayed message whose dedupKey is held by a live one does not take the key", async () => {
+    const t = new SqliteTransport({ path: file() });
+    try {
+      const now = Date.now();
+      const first = msg("dedup-replay", { dedupKey: "k" }, now);
+      await t.send([first]);
+      const [d] = await t.receive({ channels: ["dedup-replay"], max: 1, leaseMs: 10_000, waitMs: 0 });
+      await t.deadLetter([{ id: first.id, token: d!.token, error: { at: now, attempt: 1, code: "X", message: "x" } }]);
+      const second = msg("dedup-replay", { dedupKey: "k" }, now);
+      assert.deepEqual(await t.send([second]), [{ id: second.id, deduplicated: false }], "a dead message frees its key");
+      assert.deepEqual(await t.replay([first.id]), [first.id]);
+      assert.deepEqual(await t.send([msg("dedup-replay", { dedupKey: "k" }, now)]), [{ id: second.id, deduplicated: true }], "the live holder keeps the key");
+      const got = await t.receive({ channels: ["dedup-replay"], max: 5, leaseMs: 10_000, waitMs: 0 });
+      assert.deepEqual(got.map((x) => x.message.id).sort(), [first.id, second.id].sort());
+      assert.equal((await t.get(first.id))?.message.dedupKey, "k", "the envelope is unchanged");
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("keeps a capped error history: the first and the newest", async () => {
+    const t = new SqliteTransport({ path: file() });
+    try {
+      const m = msg("errors", {}, Date.now());
+      await t.send([m]);
+      let expected: AttemptError[] = [];
+      for (let i = 1; i <= 14; i++) {
+        const [d] = await t.receive({ channels: ["errors"], max: 1, leaseMs: 10_000, waitMs: 0 });
+        const error: AttemptError = { at: 1000 + i, attempt: i, code: "HANDLER_FAILED", message: `failure ${i} "quoted" é 🚀` };
+        expected = appendError(expected, error);
+        assert.deepEqual(await t.retry([{ id: m.id, token: d!.token, runAt: 0, attemptUsed: true, error }]), [true]);
+      }
+      const rec = await t.get(m.id);
+      assert.deepEqual(rec?.errors, expected);
+      assert.equal(rec?.errors.length, 10);
+      assert.equal(rec?.message.attempt, 14);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("prunes finished messages only", async () => {
+    const clock = new VirtualClock(T0);
+    const t = new SqliteTransport({ path: file(), clock });
+    try {
+      const [a, b, c] = [msg("prune"), msg("prune"), msg("prune")];
+      await t.send([a!, b!, c!]);
+      const got = await t.receive({ channels: ["prune"], max: 2, leaseMs: 10_000, waitMs: 0 });
+      await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+      await clock.advance(1000);
+      assert.equal(await t.prune({ before: T0 }), 0, "finished at T0, not before it");
+      assert.equal(await t.prune({ before: T0 + 1, states: ["waiting", "active"] }), 0, "live states are never pruned");
+      assert.equal(await t.prune({ before: T0 + 1 }), 2);
+      assert.equal((await t.counts()).find((x) => x.channel === "prune")?.waiting, 1);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("orders one receive over several channels by priority, then due time", async () => {
+    const t = new SqliteTransport({ path: file() });
+    try {
+      const now = Date.now();
+      const sent = [msg("x1", { priority: 1, runAt: now - 10 }, now), msg("x2", { priority: 5, runAt: now - 5 }, now), msg("x3", { priority: 1, runAt: now - 20 }, now), msg("x1", { priority: 0 }, now)];
+      await t.send(sent);
+      const got = await t.receive({ channels: ["x1", "x2", "x3"], max: 3, leaseMs: 10_000, waitMs: 0 });
+      assert.deepEqual(got.map((d) => d.message.id), [sent[1]!.id, sent[2]!.id, sent[0]!.id]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("receives through the index in delivery order, without sorting the backlog", () => {
+    const db = new Database(":memory:");
+    try {
+      db.exec(loadMigrations()[0]!.sql);
+      for (const n of [1, 3]) {
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${receiveSql(n)}`).all(...Array(3 + n * 3 + (n > 1 ? 1 : 0)).fill(1)) as { detail: string }[]).map((r) => r.detail);
+        const searches = plan.filter((d) => d.includes("USING INDEX ferry_messages_receive (channel=?)"));
+        assert.equal(searches.length, n, `each channel is read from the receive index: ${plan.join(" | ")}`);
+        assert.ok(!plan.some((d) => /SCAN ferry_messages\b/.test(d)), `no full table scan: ${plan.join(" | ")}`);
+        // Only the merge of at most n x max candidates may be sorted.
+        assert.equal(plan.filter((d) => d.includes("TEMP B-TREE")).length, n > 1 ? 1 : 0, plan.join(" | "));
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
