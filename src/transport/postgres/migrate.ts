@@ -127,3 +127,57 @@ export async function migrate(options: MigrateOptions = {}): Promise<MigrateResu
     await release();
   }
 }
+
+/** Ferry's settings read from a `postgres://` URL, and the URL left for `pg`. */
+export interface PostgresUrlSettings {
+  /** The URL without Ferry's parameters. */
+  connectionString: string;
+  /** `?schema=`; absent means the default, `"ferry"`. */
+  schema?: string;
+  /** `?migrate=false` turns off migrating on open. Default `true`. */
+  migrate: boolean;
+  /** `?poolSize=`; absent means the default, `10`. */
+  poolSize?: number;
+}
+
+/**
+ * Split a transport URL such as `postgres://user@host/db?schema=ferry&migrate=false&poolSize=10`
+ * into Ferry's settings and the connection string for `pg`.
+ * @throws FerryError `INVALID_URL`
+ */
+export function parsePostgresUrl(url: URL | string): PostgresUrlSettings {
+  let u: URL;
+  try {
+    u = new URL(url.toString());
+  } catch (err) {
+    throw new FerryError("INVALID_URL", "the PostgreSQL URL cannot be parsed; expected e.g. postgres://user@127.0.0.1:5432/app?schema=ferry", { cause: err });
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
+    throw new FerryError("INVALID_URL", `a PostgreSQL URL starts with postgres:// or postgresql://, got ${JSON.stringify(u.protocol)}`);
+  }
+  const schema = u.searchParams.get("schema");
+  const migrateParam = u.searchParams.get("migrate");
+  const poolParam = u.searchParams.get("poolSize");
+  for (const k of ["schema", "migrate", "poolSize"]) u.searchParams.delete(k);
+  if (migrateParam !== null && migrateParam !== "true" && migrateParam !== "false") {
+    throw new FerryError("INVALID_URL", `migrate must be "true" or "false" in the PostgreSQL URL, got ${JSON.stringify(migrateParam)}`);
+  }
+  const settings: PostgresUrlSettings = { connectionString: u.toString(), migrate: migrateParam !== "false" };
+  if (schema !== null) settings.schema = schema;
+  if (poolParam !== null) {
+    const n = Number(poolParam);
+    if (!Number.isInteger(n)) throw new FerryError("INVALID_URL", `poolSize must be a whole number in the PostgreSQL URL, got ${JSON.stringify(poolParam)}`);
+    settings.poolSize = n;
+  }
+  return settings;
+}
+
+/**
+ * `ferry migrate` for a transport URL: create or upgrade the schema named by
+ * `?schema=` (default `ferry`).
+ * @throws FerryError `INVALID_URL`, `INVALID_NAME`, `TRANSPORT_UNAVAILABLE`, `CONFIG_INVALID`
+ */
+export function migrateUrl(url: URL | string): Promise<MigrateResult> {
+  const settings = parsePostgresUrl(url);
+  return migrate(settings.schema === undefined ? { connectionString: settings.connectionString } : { connectionString: settings.connectionString, schema: settings.schema });
+}

@@ -5,7 +5,7 @@ import { runTransportConformance } from "../../../tests/conformance/transport-co
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
-import { migrate } from "./migrate.ts";
+import { migrate, migrateUrl, parsePostgresUrl } from "./migrate.ts";
 import { PostgresTransport } from "./postgres-transport.ts";
 
 const skip = await serverSkipReason("postgres");
@@ -116,6 +116,7 @@ if (skip) {
       const second = await migrate({ pool, schema });
       assert.deepEqual(second.applied, []);
       assert.equal(second.version, first.version);
+      assert.deepEqual((await migrateUrl(`${SERVERS.postgres}?schema=${schema}`)).applied, []);
       const [a, b] = await Promise.all([open("mig"), open("mig")]);
       await a.send([msg("mig")]);
       assert.equal((await b.receive({ channels: ["mig"], max: 5, leaseMs: 1000, waitMs: 0 })).length, 1);
@@ -138,6 +139,13 @@ if (skip) {
         await assert.rejects(PostgresTransport.open({ connectionString: SERVERS.postgres, schema }), (err: unknown) => isFerryError(err, "INVALID_NAME"), schema);
       }
       await assert.rejects(PostgresTransport.fromUrl(new URL(`${SERVERS.postgres}?schema=bad-name`)), (err: unknown) => isFerryError(err, "INVALID_NAME"));
+    });
+
+    it("reads Ferry's settings from a URL and leaves the rest to pg", () => {
+      const s = parsePostgresUrl("postgres://u:p@h:5433/db?schema=app_jobs&migrate=false&poolSize=4&sslmode=disable");
+      assert.deepEqual(s, { connectionString: "postgres://u:p@h:5433/db?sslmode=disable", schema: "app_jobs", migrate: false, poolSize: 4 });
+      assert.throws(() => parsePostgresUrl("postgres://h/db?migrate=maybe"), (e: unknown) => isFerryError(e, "INVALID_URL"));
+      assert.throws(() => parsePostgresUrl("redis://h/0"), (e: unknown) => isFerryError(e, "INVALID_URL"));
     });
 
     it("opens from a URL with ?schema=", async () => {

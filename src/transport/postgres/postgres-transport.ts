@@ -31,7 +31,7 @@ import {
   type TransactionalSend,
   type Transport,
 } from "../types.ts";
-import { DEFAULT_SCHEMA, migrate, notifyChannel, quoteSchema } from "./migrate.ts";
+import { DEFAULT_SCHEMA, migrate, notifyChannel, parsePostgresUrl, quoteSchema } from "./migrate.ts";
 import { Notifier } from "./notifier.ts";
 import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
@@ -112,17 +112,10 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
    * The `schema`, `migrate` and `poolSize` parameters are Ferry's; the rest go to `pg`.
    */
   static async fromUrl(url: URL): Promise<PostgresTransport> {
-    const u = new URL(url.toString());
-    const schema = u.searchParams.get("schema") ?? undefined;
-    const migrateParam = u.searchParams.get("migrate");
-    const poolParam = u.searchParams.get("poolSize");
-    for (const k of ["schema", "migrate", "poolSize"]) u.searchParams.delete(k);
-    if (migrateParam !== null && migrateParam !== "true" && migrateParam !== "false") {
-      throw new FerryError("INVALID_URL", `migrate must be "true" or "false" in the PostgreSQL URL, got ${JSON.stringify(migrateParam)}`);
-    }
-    const options: PostgresTransportOptions = { connectionString: u.toString(), migrate: migrateParam !== "false" };
-    if (schema !== undefined) options.schema = schema;
-    if (poolParam !== null) options.poolSize = Number(poolParam);
+    const settings = parsePostgresUrl(url);
+    const options: PostgresTransportOptions = { connectionString: settings.connectionString, migrate: settings.migrate };
+    if (settings.schema !== undefined) options.schema = settings.schema;
+    if (settings.poolSize !== undefined) options.poolSize = settings.poolSize;
     return PostgresTransport.open(options);
   }
 
