@@ -5,6 +5,7 @@ import { runTransportConformance } from "../../../tests/conformance/transport-co
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
+import { createTransport } from "../registry.ts";
 import { migrate, migrateUrl, parsePostgresUrl } from "./migrate.ts";
 import { PostgresTransport } from "./postgres-transport.ts";
 
@@ -153,6 +154,9 @@ if (skip) {
       const t = await PostgresTransport.fromUrl(new URL(`${SERVERS.postgres}?schema=${schema}&poolSize=2`));
       try {
         assert.equal(t.schema, schema);
+        const viaRegistry = await createTransport(`${SERVERS.postgres.replace(/^postgres:/, "postgresql:")}?schema=${schema}`);
+        assert.equal(viaRegistry.kind, "postgres");
+        await viaRegistry.close();
         const m = msg("url");
         await t.send([m]);
         assert.equal((await t.get(m.id))?.state, "waiting");
