@@ -6,11 +6,11 @@
 import type { Envelope } from "../../core/envelope.ts";
 import type { AttemptError, Delivery, MessageRecord, MessageState } from "../types.ts";
 
-/** Build an envelope from its stored JSON and current attempt and runAt. */
-export function envelopeFrom(json: string, attempt: number, runAt: string): Envelope {
+/** Build an envelope from its stored JSON, its current attempt and runAt ('' or absent: the JSON's own). */
+export function envelopeFrom(json: string, attempt: number, runAt: string | undefined): Envelope {
   const m = JSON.parse(json) as { attempt: number; runAt: number };
   m.attempt = attempt;
-  m.runAt = Number(runAt);
+  if (runAt) m.runAt = Number(runAt);
   return m as unknown as Envelope;
 }
 
@@ -32,12 +32,16 @@ export function parseErrors(text: string | undefined): AttemptError[] {
   return text.split("\n").map((line) => JSON.parse(line) as AttemptError);
 }
 
-/** A message hash (HGETALL) to a record; null when the hash is empty (no such message). */
-export function recordFrom(hash: Record<string, string>): MessageRecord | null {
-  if (hash.e === undefined) return null;
+/**
+ * A stored message to a record: its envelope JSON (GET) and its state hash
+ * (HGETALL; empty before the first lease, meaning waiting at attempt 0).
+ * Null when there is no such message.
+ */
+export function recordFrom(json: string | null, hash: Record<string, string>): MessageRecord | null {
+  if (json === null) return null;
   const record: MessageRecord = {
-    message: envelopeFrom(hash.e, Number(hash.a ?? 0), hash.r ?? "0"),
-    state: hash.st as MessageState,
+    message: envelopeFrom(json, Number(hash.a ?? 0), hash.r),
+    state: (hash.st ?? "waiting") as MessageState,
     errors: parseErrors(hash.err),
   };
   if (hash.res !== undefined) record.result = JSON.parse(hash.res);

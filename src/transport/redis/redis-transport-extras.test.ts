@@ -135,8 +135,9 @@ describe("redis transport: beyond conformance", { skip }, () => {
     const kept = await byCount.list({ state: "completed", channel: "r", limit: 100 });
     assert.equal(kept.length, 5);
     const redis = await adminClient();
-    const hashes = await Promise.all(sent.map((m) => redis.exists(`${base}-retain:m:${m.id}`)));
-    assert.equal(hashes.filter((x) => x === 1).length, 5, "the records themselves are deleted, not just unlisted");
+    const stored = await Promise.all(sent.map((m) => redis.exists(`${base}-retain:m:${m.id}`, `${base}-retain:h:${m.id}`)));
+    assert.equal(stored.filter((x) => x === 2).length, 5, "the records themselves are deleted, not just unlisted");
+    assert.equal(stored.filter((x) => x === 0).length, 25, "envelope and state both deleted");
 
     const byAge = await transport(`${base}-retain-age`, { retention: { completed: { count: Infinity, age: 200 } } });
     await byAge.send([msg("a"), msg("a")]);

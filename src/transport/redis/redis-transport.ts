@@ -159,7 +159,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
         const m = messages[i]!;
         checkEnvelope(m);
-        args.push(m.id, m.channel, m.priority, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m), readyScore(m.priority, m.runAt));
+        args.push(m.id, m.channel, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m), readyScore(m.priority, m.runAt));
       }
       chunks.push(args);
     }
@@ -315,12 +315,15 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     });
     cands.sort((a, b) => a.group - b.group || b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const page = cands.slice(offset, offset + limit);
-    const hashes = this.#client.pipeline();
-    for (const c of page) hashes.hgetall(`${P}:m:${c.id}`);
+    const stored = this.#client.pipeline();
+    for (const c of page) stored.get(`${P}:m:${c.id}`).hgetall(`${P}:h:${c.id}`);
+    const replies2 = (await stored.exec()) ?? [];
     const records: MessageRecord[] = [];
-    for (const [err, h] of (await hashes.exec()) ?? []) {
-      if (err) throw this.#wrap(err, "list");
-      const record = recordFrom(h as Record<string, string>);
+    for (let i = 0; i < replies2.length; i += 2) {
+      const [err1, json] = replies2[i]!;
+      const [err2, hash] = replies2[i + 1]!;
+      if (err1 || err2) throw this.#wrap(err1 ?? err2, "list");
+      const record = recordFrom(json as string | null, hash as Record<string, string>);
       if (record) records.push(record);
     }
     return records;
@@ -329,7 +332,9 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   async get(id: string): Promise<MessageRecord | null> {
     this.#checkOpen();
     if (typeof id !== "string" || !ID_PATTERN.test(id)) return null;
-    return recordFrom(await this.#client.hgetall(`${this.prefix}:m:${id}`));
+    const replies = (await this.#client.pipeline().get(`${this.prefix}:m:${id}`).hgetall(`${this.prefix}:h:${id}`).exec()) ?? [];
+    for (const [err] of replies) if (err) throw this.#wrap(err, "get");
+    return recordFrom(replies[0]?.[1] as string | null, (replies[1]?.[1] ?? {}) as Record<string, string>);
   }
 
   async replay(ids: readonly string[]): Promise<string[]> {

@@ -14,13 +14,13 @@ local n = (#ARGV - 4) / 4
 for i = 0, n - 1 do
   local b = 5 + i * 4
   local id, tok, status, res = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'dk')
+  local hk = P .. ':h:' .. id
+  local v = redis.call('HMGET', hk, 'st', 'tok', 'ch', 'dk')
   if v[1] == 'active' and v[2] == tok then
     if res ~= '' then
-      redis.call('HSET', mk, 'st', status, 'fa', now_text, 'res', res)
+      redis.call('HSET', hk, 'st', status, 'fa', now_text, 'res', res)
     else
-      redis.call('HSET', mk, 'st', status, 'fa', now_text)
+      redis.call('HSET', hk, 'st', status, 'fa', now_text)
     end
     local ch = v[3]
     local ak = P .. ':a:' .. ch

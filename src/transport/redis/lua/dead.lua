@@ -13,10 +13,10 @@ local n = (#ARGV - 4) / 3
 for i = 0, n - 1 do
   local b = 5 + i * 3
   local id, tok = ARGV[b], ARGV[b + 1]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'dk', 'err')
+  local hk = P .. ':h:' .. id
+  local v = redis.call('HMGET', hk, 'st', 'tok', 'ch', 'dk', 'err')
   if v[1] == 'active' and v[2] == tok then
-    redis.call('HSET', mk, 'st', 'dead', 'tok', '', 'fa', now_text, 'err', append_error(v[5], ARGV[b + 2]))
+    redis.call('HSET', hk, 'st', 'dead', 'tok', '', 'fa', now_text, 'err', append_error(v[5], ARGV[b + 2]))
     local ch = v[3]
     redis.call('ZREM', P .. ':a:' .. ch, id)
     local sk = P .. ':s:dead:' .. ch

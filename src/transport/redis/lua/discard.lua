@@ -5,11 +5,10 @@
 local out = {}
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'ch')
+  local v = redis.call('HMGET', P .. ':h:' .. id, 'st', 'ch')
   if v[1] == 'dead' then
     redis.call('ZREM', P .. ':s:dead:' .. v[2], id)
-    redis.call('DEL', mk)
+    delete_message(id)
     out[#out + 1] = id
   end
 end

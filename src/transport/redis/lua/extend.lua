@@ -9,10 +9,10 @@ local n = (#ARGV - 2) / 2
 for i = 0, n - 1 do
   local b = 3 + i * 2
   local id = ARGV[b]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch')
+  local hk = P .. ':h:' .. id
+  local v = redis.call('HMGET', hk, 'st', 'tok', 'ch')
   if v[1] == 'active' and v[2] == ARGV[b + 1] then
-    redis.call('HSET', mk, 'lx', expires)
+    redis.call('HSET', hk, 'lx', expires)
     redis.call('ZADD', P .. ':a:' .. v[3], expires, id)
     out[i + 2] = 1
   else

@@ -1,11 +1,15 @@
 -- lib.lua: helpers prepended to every Ferry script (not a script of its own).
 -- Every script takes ARGV[1] = the key prefix; keys are derived from it
--- (so scripts need a standalone Redis or a prefix hash tag, see README of the folder).
+-- (standalone Redis, or a prefix in braces so every key shares one cluster slot).
 -- Key layout, with P the prefix and CH a channel:
---   P:m:ID     hash   e (envelope JSON, stored once), ch, st (state), a (attempt), r (runAt ms),
---                     p (priority), dk (dedupKey), tok (lease token), lx (lease end), sa, fa (started/finished ms),
---                     err (error history: JSON objects joined by "\n"), res (result JSON)
---   P:r:CH     zset   ready (due) messages, score (1000 - priority) * 2^42 + runAt
+--   P:m:ID     string the envelope JSON as sent (stored once, never rewritten)
+--   P:h:ID     hash   state, created when first needed (a message sent due now, without a
+--                     dedupKey, has none until its first lease; it is then waiting, attempt 0):
+--                     st (state), a (attempt), r (runAt ms, when it differs from the JSON's),
+--                     sc (ready score), ch, dk (dedupKey), tok (lease token), lx (lease end),
+--                     sa, fa (started / finished ms), err (error history: JSON objects joined
+--                     by "\n", which JSON text never contains raw), res (result JSON)
+--   P:r:CH     zset   ready (due) messages, score (1000 - priority) * 2^42 + floor(runAt)
 --   P:d:CH     zset   delayed messages, score runAt
 --   P:a:CH     zset   active messages, score lease end
 --   P:s:STATE:CH zset completed / cancelled / dead, score finishedAt
@@ -35,10 +39,12 @@ local function next_attempt(a)
   return NEXT_ATTEMPT[a] or int(tonumber(a) + 1)
 end
 
-local function ready_score(priority, run_at)
+-- The ready score for a new runAt, keeping the priority band of an old score.
+local function rescore(score_text, run_at)
+  local band = math.floor(tonumber(score_text) / BAND)
   local r = math.floor(run_at)
   if r < 0 then r = 0 elseif r >= BAND then r = BAND - 1 end
-  return int((1000 - priority) * BAND + r)
+  return int(band * BAND + r)
 end
 
 -- Batched sorted-set writes: collect (key, score, member) and write each key in
@@ -74,15 +80,18 @@ local function zrem_many(key, ids)
   end
 end
 
--- Put a waiting message where receive finds it: ready when due, else delayed (batched in b).
--- `score` is the ready score when the caller has it as text already, else nil.
-local function enqueue(b, id, ch, priority, run_at_text, now, score)
-  local run_at = tonumber(run_at_text)
-  if run_at <= now then
-    zbatch_add(b, P .. ':r:' .. ch, score or ready_score(priority, run_at), id)
+-- Put a waiting message where receive finds it: ready under `score` when due, else delayed.
+local function enqueue(b, id, ch, score, run_at_text, now)
+  if tonumber(run_at_text) <= now then
+    zbatch_add(b, P .. ':r:' .. ch, score, id)
   else
     zbatch_add(b, P .. ':d:' .. ch, run_at_text, id)
   end
+end
+
+-- Delete a message: its envelope and its state.
+local function delete_message(id)
+  redis.call('DEL', P .. ':m:' .. id, P .. ':h:' .. id)
 end
 
 -- Wake up to n blocked receivers of a channel; the list never exceeds NOTIFY_CAP.
@@ -120,7 +129,7 @@ local function trim(set_key, keep_count, keep_age_ms, now, cap)
   if keep_age_ms >= 0 then
     local old = redis.call('ZRANGEBYSCORE', set_key, '-inf', '(' .. int(now - keep_age_ms), 'LIMIT', 0, cap)
     if #old > 0 then
-      for _, id in ipairs(old) do redis.call('DEL', P .. ':m:' .. id) end
+      for _, id in ipairs(old) do delete_message(id) end
       zrem_many(set_key, old)
     end
     cap = cap - #old
@@ -130,7 +139,7 @@ local function trim(set_key, keep_count, keep_age_ms, now, cap)
     if excess > cap then excess = cap end
     if excess > 0 then
       local ids = redis.call('ZRANGE', set_key, 0, excess - 1)
-      for _, id in ipairs(ids) do redis.call('DEL', P .. ':m:' .. id) end
+      for _, id in ipairs(ids) do delete_message(id) end
       redis.call('ZREMRANGEBYRANK', set_key, 0, excess - 1)
     end
   end

@@ -4,6 +4,7 @@
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix, ARGV[2] max, ARGV[3] leaseMs, ARGV[4] cap, ARGV[5..] channels.
 -- Returns: { now, nextDue, token, id1, envelopeJSON1, attempt1, runAt1, id2, ... }
+--   runAt: '' when it is the envelope's own.
 --   now: the server's time (ms); every lease ends at now + leaseMs.
 --   token: the fencing token of every lease of this call (a lease is proven by id and token).
 --   nextDue: when nothing was leased, the earliest time (ms) a delayed message or a lease
@@ -28,10 +29,10 @@ for _, ch in ipairs(chans) do
     local ids = redis.call('ZRANGEBYSCORE', from, '-inf', now_text, 'LIMIT', 0, cap)
     if #ids > 0 then
       for _, id in ipairs(ids) do
-        local mk = P .. ':m:' .. id
-        local v = redis.call('HMGET', mk, 'p', 'r')
-        if v[1] then zbatch_add(zb, rk, ready_score(tonumber(v[1]), tonumber(v[2])), id) end
-        if pass == 2 then redis.call('HSET', mk, 'st', 'waiting') end
+        local hk = P .. ':h:' .. id
+        local sc = redis.call('HGET', hk, 'sc')
+        if sc then zbatch_add(zb, rk, sc, id) end
+        if pass == 2 then redis.call('HSET', hk, 'st', 'waiting') end
       end
       zrem_many(from, ids)
     end
@@ -42,16 +43,16 @@ zbatch_flush(zb)
 -- Choose: per channel its first `max` ready, merged by (score, id).
 local chosen = {}
 if #chans == 1 then
-  local ids = redis.call('ZRANGE', P .. ':r:' .. chans[1], 0, max - 1)
-  for _, id in ipairs(ids) do chosen[#chosen + 1] = { id, chans[1] } end
+  local r = redis.call('ZRANGE', P .. ':r:' .. chans[1], 0, max - 1, 'WITHSCORES')
+  for j = 1, #r, 2 do chosen[#chosen + 1] = { r[j], chans[1], r[j + 1] } end
 elseif #chans > 1 then
   local cands = {}
   for _, ch in ipairs(chans) do
     local r = redis.call('ZRANGE', P .. ':r:' .. ch, 0, max - 1, 'WITHSCORES')
-    for j = 1, #r, 2 do cands[#cands + 1] = { r[j], ch, tonumber(r[j + 1]) } end
+    for j = 1, #r, 2 do cands[#cands + 1] = { r[j], ch, r[j + 1], tonumber(r[j + 1]) } end
   end
   table.sort(cands, function(x, y)
-    if x[3] ~= y[3] then return x[3] < y[3] end
+    if x[4] ~= y[4] then return x[4] < y[4] end
     return x[1] < y[1]
   end)
   for j = 1, math.min(max, #cands) do chosen[j] = cands[j] end
@@ -78,17 +79,20 @@ local per_channel = {}
 local leased = zbatch()
 for _, c in ipairs(chosen) do
   local id, ch = c[1], c[2]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'e', 'r', 'a')
-  local attempt = next_attempt(v[3])
-  redis.call('HSET', mk, 'st', 'active', 'a', attempt, 'tok', tok, 'lx', expires, 'sa', now_text)
-  zbatch_add(leased, P .. ':a:' .. ch, expires, id)
+  local hk = P .. ':h:' .. id
+  local json = redis.call('GET', P .. ':m:' .. id)
   per_channel[ch] = (per_channel[ch] or 0) + 1
-  local o = #out
-  out[o + 1] = id
-  out[o + 2] = v[1]
-  out[o + 3] = attempt
-  out[o + 4] = v[2]
+  if json then
+    local v = redis.call('HMGET', hk, 'a', 'r')
+    local attempt = next_attempt(v[1] or '0')
+    redis.call('HSET', hk, 'st', 'active', 'a', attempt, 'tok', tok, 'lx', expires, 'sa', now_text, 'ch', ch, 'sc', c[3])
+    zbatch_add(leased, P .. ':a:' .. ch, expires, id)
+    local o = #out
+    out[o + 1] = id
+    out[o + 2] = json
+    out[o + 3] = attempt
+    out[o + 4] = v[2] or ''
+  end
 end
 for ch, k in pairs(per_channel) do
   redis.call('ZREMRANGEBYRANK', P .. ':r:' .. ch, 0, k - 1)

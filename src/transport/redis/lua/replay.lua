@@ -10,15 +10,16 @@ local touched = {}
 local zb = zbatch()
 for i = 2, #ARGV do
   local id = ARGV[i]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'ch', 'p', 'dk')
+  local hk = P .. ':h:' .. id
+  local v = redis.call('HMGET', hk, 'st', 'ch', 'sc', 'dk')
   if v[1] == 'dead' then
     local ch = v[2]
+    local score = rescore(v[3], now)
     redis.call('ZREM', P .. ':s:dead:' .. ch, id)
-    redis.call('HSET', mk, 'st', 'waiting', 'a', '0', 'r', now_text)
-    redis.call('HDEL', mk, 'fa')
+    redis.call('HSET', hk, 'st', 'waiting', 'a', '0', 'r', now_text, 'sc', score)
+    redis.call('HDEL', hk, 'fa')
     if v[4] and v[4] ~= '' then redis.call('HSETNX', P .. ':dedup', v[4], id) end
-    enqueue(zb, id, ch, tonumber(v[3]), now_text, now)
+    zbatch_add(zb, P .. ':r:' .. ch, score, id)
     touched[ch] = (touched[ch] or 0) + 1
     out[#out + 1] = id
   end

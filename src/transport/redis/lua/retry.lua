@@ -11,19 +11,20 @@ local n = (#ARGV - 1) / 5
 for i = 0, n - 1 do
   local b = 2 + i * 5
   local id, tok, run_at, used, e = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local mk = P .. ':m:' .. id
-  local v = redis.call('HMGET', mk, 'st', 'tok', 'ch', 'p', 'a', 'err')
+  local hk = P .. ':h:' .. id
+  local v = redis.call('HMGET', hk, 'st', 'tok', 'ch', 'sc', 'a', 'err')
   if v[1] == 'active' and v[2] == tok then
-    local attempt = tonumber(v[5])
-    if used == '0' and attempt > 0 then attempt = attempt - 1 end
+    local attempt = v[5]
+    if used == '0' and tonumber(attempt) > 0 then attempt = int(tonumber(attempt) - 1) end
+    local score = rescore(v[4], tonumber(run_at))
     if e ~= '' then
-      redis.call('HSET', mk, 'st', 'waiting', 'r', run_at, 'a', attempt, 'err', append_error(v[6], e))
+      redis.call('HSET', hk, 'st', 'waiting', 'r', run_at, 'a', attempt, 'sc', score, 'err', append_error(v[6], e))
     else
-      redis.call('HSET', mk, 'st', 'waiting', 'r', run_at, 'a', attempt)
+      redis.call('HSET', hk, 'st', 'waiting', 'r', run_at, 'a', attempt, 'sc', score)
     end
     local ch = v[3]
     redis.call('ZREM', P .. ':a:' .. ch, id)
-    enqueue(zb, id, ch, tonumber(v[4]), run_at, now)
+    enqueue(zb, id, ch, score, run_at, now)
     touched[ch] = (touched[ch] or 0) + 1
     out[i + 1] = 1
   else
