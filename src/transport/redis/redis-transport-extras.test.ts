@@ -192,6 +192,43 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal(rec?.errors[0]?.message, "line\nbreak 1");
   });
 
+  it("an idle receive blocks instead of polling", async () => {
+    const prefix = `${base}-idle`;
+    const t = await transport(prefix);
+    const monitor = (await adminClient()).duplicate();
+    const seen: string[] = [];
+    const feed = await monitor.monitor();
+    feed.on("monitor", (_time: string, args: string[]) => {
+      if (args.some((a) => a.startsWith(prefix))) seen.push(String(args[0]).toLowerCase());
+    });
+    try {
+      await sleep(50);
+      const got = await t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 1500 });
+      assert.deepEqual(got, []);
+    } finally {
+      feed.disconnect();
+      monitor.disconnect();
+    }
+    const scripts = seen.filter((c) => c === "evalsha" || c === "eval").length;
+    assert.ok(scripts >= 1 && scripts <= 3, `one receive script, maybe one more after the wait, got ${scripts}: ${seen.join(" ")}`);
+    assert.ok(seen.filter((c) => c === "blpop").length <= 2, `it blocked in BLPOP: ${seen.join(" ")}`);
+  });
+
+  it("priority wins across channels and over older messages; a due delayed message takes its place", async () => {
+    const t = await transport(`${base}-order`);
+    const now = Date.now();
+    const old = msg("o1", { runAt: now - 10_000 });
+    const high = msg("o2", { priority: 5 });
+    const soonHigh = msg("o1", { priority: 9, runAt: now + 300 });
+    await t.send([old, high, soonHigh]);
+    const first = await t.receive({ channels: ["o1", "o2"], max: 1, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(first.map((d) => d.message.id), [high.id], "higher priority first, from either channel");
+    await sleep(350);
+    const rest = await t.receive({ channels: ["o1", "o2"], max: 5, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(rest.map((d) => d.message.id), [soonHigh.id, old.id], "the delayed high-priority message, once due, goes before the old one");
+    assert.equal(rest[0]!.message.runAt, soonHigh.runAt);
+  });
+
   it("opens from a URL with ?prefix and refuses unknown options", async () => {
     const url = new URL(SERVERS.redis);
     url.searchParams.set("prefix", `${base}-url`);
