@@ -229,6 +229,18 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal(rest[0]!.message.runAt, soonHigh.runAt);
   });
 
+  it("a channel named twice in one receive is read once; unencodable payloads are refused", async () => {
+    const t = await transport(`${base}-twice`);
+    const sent = [msg("d"), msg("d"), msg("d"), msg("d")];
+    await t.send(sent);
+    const got = await t.receive({ channels: ["d", "d"], max: 3, leaseMs: 30_000, waitMs: 0 });
+    assert.equal(new Set(got.map((d) => d.message.id)).size, 3);
+    const rest = await t.receive({ channels: ["d"], max: 10, leaseMs: 30_000, waitMs: 0 });
+    assert.equal(rest.length, 1, "nothing was dropped from the ready set");
+    const bad = createEnvelope({ name: "redis.test", channel: "d", payload: { n: 1n } });
+    await assert.rejects(t.send([bad]), (err: unknown) => isFerryError(err, "INVALID_MESSAGE"));
+  });
+
   it("opens from a URL with ?prefix and refuses unknown options", async () => {
     const url = new URL(SERVERS.redis);
     url.searchParams.set("prefix", `${base}-url`);

@@ -8,6 +8,7 @@
  * header of each `lua/*.lua`.
  */
 import { Redis } from "ioredis";
+import { systemClock } from "../../core/clock.ts";
 import { checkEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError, isFerryError } from "../../core/errors.ts";
 import { assertChannel } from "../../core/names.ts";
@@ -52,6 +53,8 @@ export type { RedisTransportOptions, RetentionOptions, RetentionRule, WarningHan
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 /** Most delayed messages or expired leases one receive moves back to ready, per channel. */
 const RECOVER_CAP = 1000;
+/** Pause after a blocking wait that failed, before the next receive script. */
+const WAIT_RETRY_MS = 100;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const BAND = 2 ** 42;
@@ -159,7 +162,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
         const m = messages[i]!;
         checkEnvelope(m);
-        args.push(m.id, m.channel, String(m.runAt), m.dedupKey ?? "", JSON.stringify(m), readyScore(m.priority, m.runAt));
+        let json: string;
+        try {
+          json = JSON.stringify(m);
+        } catch (err) {
+          throw new FerryError("INVALID_MESSAGE", `message ${m.id} cannot be encoded as JSON: ${(err as Error).message}`, { cause: err, details: { id: m.id } });
+        }
+        args.push(m.id, m.channel, String(m.runAt), m.dedupKey ?? "", json, readyScore(m.priority, m.runAt));
       }
       chunks.push(args);
     }
@@ -196,7 +205,8 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (!Number.isFinite(leaseMs) || leaseMs < 1) throw new FerryError("INVALID_OPTION", `receive leaseMs must be >= 1, got ${String(leaseMs)}`, { details: { option: "leaseMs" } });
     if (max === 0 || channels.length === 0) return [];
     for (const ch of channels) assertChannel(ch);
-    const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...channels];
+    const unique = channels.length === 1 ? channels : [...new Set(channels)];
+    const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...unique];
     const started = performance.now();
     for (;;) {
       if (this.#closed) return [];
@@ -214,7 +224,11 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       const now = Number(reply[0]);
       const nextDue = Number(reply[1]);
       const ms = nextDue >= 0 ? Math.min(remaining, Math.max(0, nextDue - now)) : remaining;
-      if (ms > 0) await this.#waiter.wait(channels, ms, signal);
+      if (ms > 0 && !(await this.#waiter.wait(unique, ms, signal))) {
+        // The wait was cut short (lost connection, refused command): pause briefly
+        // rather than spin on the receive script until the connection is back.
+        await systemClock.sleep(Math.min(ms, WAIT_RETRY_MS), signal);
+      }
     }
   }
 

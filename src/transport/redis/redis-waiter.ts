@@ -16,6 +16,7 @@ export class BlockingWaiter {
   #busy = new Set<Redis>();
   #monitors = new Map<Redis, ConnectionMonitor>();
   #closed = false;
+  #lastError = "";
 
   /**
    * @param main the command connection, duplicated for each blocking connection
@@ -43,10 +44,11 @@ export class BlockingWaiter {
 
   /**
    * Block until a wake-up token arrives on one of `channels`, `ms` passes,
-   * `signal` aborts or the waiter closes. Never rejects.
+   * `signal` aborts or the waiter closes. Never rejects. Returns false when the
+   * wait was cut short by a lost connection or a refused command.
    */
-  async wait(channels: readonly string[], ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || signal?.aborted) return;
+  async wait(channels: readonly string[], ms: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.#closed || signal?.aborted) return true;
     const conn = this.#acquire();
     this.#busy.add(conn);
     const onAbort = () => this.#drop(conn);
@@ -56,12 +58,20 @@ export class BlockingWaiter {
     let onClose: () => void = () => {};
     const closed = new Promise<void>((resolve) => (onClose = resolve));
     conn.once("close", onClose);
+    let ok = true;
     try {
       const keys = channels.map((ch) => `${this.prefix}:n:${ch}`);
       // BLPOP takes seconds as a decimal; 0 would mean forever.
-      await Promise.race([conn.blpop(...keys, Math.max(ms, 1) / 1000), closed]);
-    } catch {
+      const woke = await Promise.race([conn.blpop(...keys, Math.max(ms, 1) / 1000).then(() => true), closed.then(() => false)]);
+      if (!woke) ok = false;
+    } catch (err) {
       // A cut connection or an abort: the caller runs its receive script again.
+      ok = false;
+      const text = (err as Error).message;
+      if (!this.#closed && !signal?.aborted && !/Connection is closed|Stream isn't writeable/.test(text) && text !== this.#lastError) {
+        this.#lastError = text;
+        this.warn(`ferry redis: a blocking wait on ${this.target} failed: ${text}; receives fall back to short pauses until it works`);
+      }
     } finally {
       conn.off("close", onClose);
       signal?.removeEventListener("abort", onAbort);
@@ -69,6 +79,7 @@ export class BlockingWaiter {
       if (this.#closed || signal?.aborted || conn.status === "end") this.#drop(conn);
       else this.#idle.push(conn);
     }
+    return ok || this.#closed || signal?.aborted === true;
   }
 
   /** Disconnect every blocking connection, ending their waits. Idempotent. */
