@@ -15,7 +15,7 @@ import { SqliteTransport } from "../src/transport/sqlite/sqlite-transport.ts";
 const count = Number(process.argv[2] ?? 20_000);
 const synchronous = (process.argv[3] ?? "normal") as SqliteSynchronous;
 const dir = mkdtempSync(join(tmpdir(), "ferry-sqlite-micro-"));
-const t = new SqliteTransport({ path: join(dir, "micro.db"), synchronous });
+const t = new SqliteTransport({ path: join(dir, "micro.db"), synchronous, watch: process.env.WATCH !== "false" });
 const make = (channel: string): Envelope => createEnvelope({ name: "bench.noop", channel, payload: { n: 1, email: "someone@example.com" } });
 
 // CPU time per operation is printed beside wall-clock rates: on a machine shared

@@ -198,6 +198,21 @@ describe("SQLite transport features", () => {
     }
   });
 
+  it("a write lock held past busyTimeoutMs fails with TRANSPORT_UNAVAILABLE, not a driver error", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path, busyTimeoutMs: 50 });
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      await assert.rejects(t.send([msg("busy", {}, Date.now())]), (err: unknown) => isFerryError(err, "TRANSPORT_UNAVAILABLE") && /SQLITE_BUSY/.test((err as Error).message));
+      other.exec("ROLLBACK");
+      assert.deepEqual((await t.send([msg("busy", {}, Date.now())])).length, 1, "works again once the lock is released");
+    } finally {
+      other.close();
+      await t.close();
+    }
+  });
+
   it("orders one receive over several channels by priority, then due time", async () => {
     const t = new SqliteTransport({ path: file() });
     try {

@@ -37,7 +37,9 @@ import type {
   Transport,
 } from "../types.ts";
 import { SqliteAdmin } from "./sqlite-admin.ts";
-import { byDeliveryOrder, leasedToEnvelope, tokenSeq } from "./sqlite-rows.ts";
+import { createBatches, type Batches } from "./sqlite-batches.ts";
+import { storeError } from "./sqlite-errors.ts";
+import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
 import { parseSqliteUrl } from "./sqlite-url.ts";
@@ -53,18 +55,10 @@ export interface SqliteTransportOptions {
   synchronous?: SqliteSynchronous;
   /** How long a statement waits for another process's write lock, in ms. Default 5000. */
   busyTimeoutMs?: number;
-  /** Watch the file for commits by other processes. Default true. */
+  /** Watch the file for commits by other processes while a receive waits (see sqlite-wake.ts). Default true. */
   watch?: boolean;
-  /** Longest a waiting receive sleeps before looking again even without a wake-up, in ms. Default 2000. */
+  /** Longest a waiting receive sleeps before looking again even without a wake-up, in ms (at least 1000). Default 2000. */
   recheckMs?: number;
-}
-
-interface ReceiveOutcome {
-  rows: LeasedRow[];
-  /** The fencing token issued to every row of this batch. */
-  token: string;
-  /** Earliest time something in the requested channels becomes due (Infinity: nothing pending). */
-  nextDue: number;
 }
 
 /** The embedded SQLite transport with the full capability set. */
@@ -75,20 +69,13 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   /** The database file path as given. */
   readonly path: string;
   readonly #db: Database.Database;
-  readonly #st: Statements;
   readonly #admin: SqliteAdmin;
   readonly #hub: WakeHub;
   readonly #recheckMs: number;
   readonly #tokenPrefix = randomBytes(6).toString("base64url");
   #tokenSeq = 0;
   #closed = false;
-
-  readonly #sendTx: (messages: readonly Envelope[], now: number) => SendReceipt[];
-  readonly #receiveTx: (channels: readonly string[], max: number, leaseMs: number, now: number) => ReceiveOutcome;
-  readonly #ackTx: (items: readonly AckItem[], now: number) => boolean[];
-  readonly #retryTx: (items: readonly RetryItem[], now: number) => boolean[];
-  readonly #deadTx: (items: readonly DeadItem[], now: number) => boolean[];
-  readonly #extendTx: (items: readonly LeaseRef[], expiresAt: number) => boolean[];
+  readonly #batch: Batches;
 
   /**
    * Open (and create or migrate) the store.
@@ -102,73 +89,9 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.clock = options.clock ?? systemClock;
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
     this.#db = openDatabase(options);
-    this.#st = new Statements(this.#db);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
-
-    const db = this.#db;
-    const st = this.#st;
-    this.#sendTx = db.transaction((messages: readonly Envelope[], now: number) => {
-      const receipts: SendReceipt[] = new Array(messages.length);
-      for (let i = 0; i < messages.length; i++) {
-        const m = messages[i]!;
-        const payload = JSON.stringify(m.payload);
-        if (payload === undefined) throw new FerryError("INVALID_MESSAGE", `message ${m.id}: payload is not JSON (use null for none)`, { details: { field: "payload" } });
-        const changes = st.insert.run(m.id, m.v, m.channel, m.name, payload, JSON.stringify(m.headers), m.maxAttempts, m.runAt, m.priority, m.dedupKey, m.dedupKey, m.createdAt, m.runAt <= now ? "ready" : "delayed").changes;
-        if (changes === 1) receipts[i] = { id: m.id, deduplicated: false };
-        else {
-          const holder = m.dedupKey === null ? undefined : (st.dedupHolder.get(m.dedupKey) as string | undefined);
-          receipts[i] = { id: holder ?? m.id, deduplicated: true };
-        }
-      }
-      return receipts;
-    }).immediate;
-
-    this.#receiveTx = db.transaction((channels: readonly string[], max: number, leaseMs: number, now: number): ReceiveOutcome => {
-      const paused = st.pausedList.all() as string[];
-      const open = paused.length === 0 ? channels : channels.filter((c) => !paused.includes(c));
-      if (open.length === 0) return { rows: [], token: "", nextDue: Infinity };
-      for (const c of open) st.promote.run(c, now);
-      const token = `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`;
-      const params: unknown[] = [token, now + leaseMs, now];
-      for (const c of open) params.push(c, now, max);
-      if (open.length > 1) params.push(max);
-      const rows = st.receive(open.length).all(...params) as LeasedRow[];
-      if (rows.length > 0) return { rows, token, nextDue: now };
-      let nextDue = Infinity;
-      for (const c of open) {
-        const delayed = st.nextDelayed.get(c) as number | null;
-        const lease = st.nextLeaseExpiry.get(c) as number | null;
-        if (delayed !== null && delayed < nextDue) nextDue = delayed;
-        if (lease !== null && lease < nextDue) nextDue = lease;
-      }
-      return { rows, token, nextDue };
-    }).immediate;
-
-    this.#ackTx = db.transaction((items: readonly AckItem[], now: number) =>
-      items.map((it) => st.ack.run(it.status ?? "completed", it.result === undefined ? null : JSON.stringify(it.result), now, tokenSeq(it.token), it.token, it.id).changes === 1),
-    ).immediate;
-
-    this.#retryTx = db.transaction((items: readonly RetryItem[], now: number) =>
-      items.map(
-        (it) =>
-          st.retry.run({
-            state: it.runAt <= now ? "ready" : "delayed",
-            runAt: it.runAt,
-            used: it.attemptUsed ? 1 : 0,
-            error: it.error === undefined ? null : JSON.stringify(it.error),
-            seq: tokenSeq(it.token),
-            token: it.token,
-            id: it.id,
-          }).changes === 1,
-      ),
-    ).immediate;
-
-    this.#deadTx = db.transaction((items: readonly DeadItem[], now: number) =>
-      items.map((it) => st.dead.run({ now, error: JSON.stringify(it.error), seq: tokenSeq(it.token), token: it.token, id: it.id }).changes === 1),
-    ).immediate;
-
-    this.#extendTx = db.transaction((items: readonly LeaseRef[], expiresAt: number) => items.map((it) => st.extend.run(expiresAt, tokenSeq(it.token), it.token, it.id).changes === 1)).immediate;
+    this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`);
   }
 
   /**
@@ -196,7 +119,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
     this.#checkOpen();
     if (messages.length === 0) return [];
-    const receipts = this.#sendTx(messages, this.clock.now());
+    const receipts = this.#batch.send(messages, this.clock.now());
     this.#hub.wake();
     return receipts;
   }
@@ -209,9 +132,12 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
       if (this.#closed || signal?.aborted) return [];
       const now = this.clock.now();
       if (max < 1 || channels.length === 0) return [];
-      const { rows, token, nextDue } = this.#receiveTx(channels, Math.floor(max), leaseMs, now);
+      const { rows, token, nextDue } = this.#batch.receive(channels, Math.floor(max), leaseMs, now);
       if (rows.length > 0) return this.#deliveries(rows, token);
       if (nextDue > deadline && now >= deadline) return [];
+      // Started the cross-process watch just now: look once more, since a commit
+      // between the query above and the watch would otherwise go unnoticed.
+      if (this.#hub.startWatching()) continue;
       const until = Math.min(deadline, nextDue, now + this.#recheckMs);
       // No await between the query above and registering the waiter in #sleep:
       // a commit that the query missed is reported after the waiter exists.
@@ -245,13 +171,13 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async ack(items: readonly AckItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#ackTx(items, this.clock.now());
+    return this.#batch.ack(items, this.clock.now());
   }
 
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    const out = this.#retryTx(items, this.clock.now());
+    const out = this.#batch.retry(items, this.clock.now());
     this.#hub.wake();
     return out;
   }
@@ -259,13 +185,13 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#deadTx(items, this.clock.now());
+    return this.#batch.deadLetter(items, this.clock.now());
   }
 
   async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#extendTx(items, this.clock.now() + leaseMs);
+    return this.#batch.extend(items, this.clock.now() + leaseMs);
   }
 
   async close(): Promise<void> {
@@ -276,51 +202,52 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.#db.close();
   }
 
-  async counts(): Promise<ChannelCounts[]> {
+  /** Run an admin call, turning driver errors into FerryErrors. */
+  #adminCall<T>(operation: string, fn: (admin: SqliteAdmin) => T): T {
     this.#checkOpen();
-    return this.#admin.counts(this.clock.now());
+    try {
+      return fn(this.#admin);
+    } catch (err) {
+      throw storeError(err, operation, this.path);
+    }
+  }
+
+  async counts(): Promise<ChannelCounts[]> {
+    return this.#adminCall("counts", (a) => a.counts(this.clock.now()));
   }
 
   async list(query: ListQuery): Promise<MessageRecord[]> {
-    this.#checkOpen();
-    return this.#admin.list(query);
+    return this.#adminCall("list", (a) => a.list(query));
   }
 
   async get(id: string): Promise<MessageRecord | null> {
-    this.#checkOpen();
-    return this.#admin.get(id);
+    return this.#adminCall("get", (a) => a.get(id));
   }
 
   async replay(ids: readonly string[]): Promise<string[]> {
-    this.#checkOpen();
-    const moved = this.#admin.replay(ids, this.clock.now());
+    const moved = this.#adminCall("replay", (a) => a.replay(ids, this.clock.now()));
     if (moved.length > 0) this.#hub.wake();
     return moved;
   }
 
   async discard(ids: readonly string[]): Promise<string[]> {
-    this.#checkOpen();
-    return this.#admin.discard(ids);
+    return this.#adminCall("discard", (a) => a.discard(ids));
   }
 
   async prune(options: { before: number; states?: readonly MessageState[] }): Promise<number> {
-    this.#checkOpen();
-    return this.#admin.prune(options.before, options.states);
+    return this.#adminCall("prune", (a) => a.prune(options.before, options.states));
   }
 
   async pause(channel: string): Promise<void> {
-    this.#checkOpen();
-    this.#admin.pause(channel, this.clock.now());
+    this.#adminCall("pause", (a) => a.pause(channel, this.clock.now()));
   }
 
   async resume(channel: string): Promise<void> {
-    this.#checkOpen();
-    this.#admin.resume(channel);
+    this.#adminCall("resume", (a) => a.resume(channel));
     this.#hub.wake();
   }
 
   async paused(): Promise<string[]> {
-    this.#checkOpen();
-    return this.#admin.paused();
+    return this.#adminCall("paused", (a) => a.paused());
   }
 }

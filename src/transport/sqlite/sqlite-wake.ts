@@ -12,6 +12,12 @@
  *   its waiters when `<file>-wal` changes. A waiter woken by a commit that
  *   brought no work for it simply queries again and goes back to sleep.
  *
+ * The watch runs only while this process has receives waiting (and lingers
+ * {@link WATCH_LINGER_MS} after the last one), so a process that only sends,
+ * or a worker too busy to wait, does not pay for reading its own commit events.
+ * A receive that had to start the watch queries once more before sleeping: a
+ * commit that landed before the watch existed is then found by that query.
+ *
  * A commit happens before the OS reports it, and a receive registers its waiter
  * synchronously right after its query, so no commit can slip between the two.
  * Where the OS gives no events (some network filesystems), the transport's
@@ -20,12 +26,17 @@
 import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 
+/** How long the file watch outlives the last waiting receive, in ms. */
+export const WATCH_LINGER_MS = 5000;
+
 /** A set of waiters on one SQLite file in this process. */
 export class WakeHub {
   readonly key: string;
   #waiters = new Set<() => void>();
   #refs = 0;
+  #watchPath: string | undefined;
   #watcher: FSWatcher | undefined;
+  #linger: NodeJS.Timeout | undefined;
 
   constructor(key: string) {
     this.key = key;
@@ -34,7 +45,40 @@ export class WakeHub {
   /** Register a waiter; returns a function that removes it. */
   add(waiter: () => void): () => void {
     this.#waiters.add(waiter);
-    return () => this.#waiters.delete(waiter);
+    if (this.#linger) {
+      clearTimeout(this.#linger);
+      this.#linger = undefined;
+    }
+    return () => {
+      this.#waiters.delete(waiter);
+      if (this.#waiters.size === 0 && this.#watcher && !this.#linger) {
+        this.#linger = setTimeout(() => {
+          this.#linger = undefined;
+          if (this.#waiters.size === 0) this.#stopWatching();
+        }, WATCH_LINGER_MS);
+        this.#linger.unref();
+      }
+    };
+  }
+
+  /**
+   * Make sure the cross-process watch runs. Returns true when it was started
+   * just now: the caller must query once more before sleeping.
+   */
+  startWatching(): boolean {
+    if (this.#watchPath === undefined || this.#watcher) return false;
+    const wal = `${basename(this.#watchPath)}-wal`;
+    try {
+      // persistent: false, so an idle watcher never keeps the process alive.
+      this.#watcher = watch(dirname(this.#watchPath), { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === wal) this.wake();
+      });
+      this.#watcher.on("error", () => this.#stopWatching());
+      return true;
+    } catch {
+      this.#watchPath = undefined; // no OS events here: the safety re-check covers it
+      return false;
+    }
   }
 
   /** Wake every waiter now. */
@@ -56,17 +100,7 @@ export class WakeHub {
   /** @internal */
   retain(watchPath: string | undefined): void {
     this.#refs++;
-    if (watchPath === undefined || this.#watcher) return;
-    const wal = `${basename(watchPath)}-wal`;
-    try {
-      // persistent: false, so an idle watcher never keeps the process alive.
-      this.#watcher = watch(dirname(watchPath), { persistent: false }, (_event, filename) => {
-        if (filename === null || filename === wal) this.wake();
-      });
-      this.#watcher.on("error", () => this.#stopWatching());
-    } catch {
-      this.#watcher = undefined; // no OS events here: the safety re-check covers it
-    }
+    if (watchPath !== undefined) this.#watchPath = watchPath;
   }
 
   /** @internal */
@@ -79,6 +113,8 @@ export class WakeHub {
   }
 
   #stopWatching(): void {
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = undefined;
     this.#watcher?.close();
     this.#watcher = undefined;
   }

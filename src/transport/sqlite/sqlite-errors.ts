@@ -1,0 +1,30 @@
+/**
+ * SQLite failures as FerryErrors, so callers branch on a stable code.
+ */
+import { FerryError } from "../../core/errors.ts";
+
+/**
+ * Turn a driver error (SQLITE_BUSY after the busy timeout, SQLITE_FULL,
+ * SQLITE_IOERR, a corrupt file...) into FerryError `TRANSPORT_UNAVAILABLE`
+ * with the driver's error kept as `cause`. FerryErrors pass through unchanged.
+ */
+export function storeError(err: unknown, operation: string, path: string): unknown {
+  if (err instanceof FerryError) return err;
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === "string" && code.startsWith("SQLITE_")) {
+    const hint = code.startsWith("SQLITE_BUSY") ? " (another process held the write lock past busyTimeoutMs; raise it or shorten that process's transactions)" : "";
+    return new FerryError("TRANSPORT_UNAVAILABLE", `SQLite ${operation} failed on ${JSON.stringify(path)}: ${code}${hint}: ${(err as Error).message}`, { cause: err, details: { sqliteCode: code, operation } });
+  }
+  return err;
+}
+
+/** Wrap a synchronous store call so driver errors become {@link storeError}s. */
+export function guarded<A extends unknown[], R>(fn: (...args: A) => R, operation: string, path: string): (...args: A) => R {
+  return (...args: A): R => {
+    try {
+      return fn(...args);
+    } catch (err) {
+      throw storeError(err, operation, path);
+    }
+  };
+}
