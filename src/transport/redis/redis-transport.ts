@@ -43,7 +43,8 @@ import {
   type ResolvedRule,
   type WarningHandler,
 } from "./redis-options.ts";
-import { parseDeliveries, recordFrom } from "./redis-records.ts";
+import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
+import { parseDeliveries } from "./redis-records.ts";
 import { defineScripts, queueScript, runScript, type ScriptName } from "./redis-scripts.ts";
 import { BlockingWaiter } from "./redis-waiter.ts";
 
@@ -288,13 +289,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
 
   async counts(): Promise<ChannelCounts[]> {
     this.#checkOpen();
-    const reply = await this.#run("counts", [this.prefix]);
-    const out: ChannelCounts[] = [];
-    for (let i = 1; i < reply.length; i += 8) {
-      const n = (k: number) => Number(reply[i + k]);
-      out.push({ channel: String(reply[i]), waiting: n(1) + n(2) + n(3), delayed: n(3), active: n(4), completed: n(5), cancelled: n(6), dead: n(7) });
-    }
-    return out.sort((a, b) => a.channel.localeCompare(b.channel));
+    return parseCounts(await this.#run("counts", [this.prefix]));
   }
 
   async #channels(channel: string | undefined): Promise<string[]> {
@@ -314,41 +309,21 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     const offset = query.offset ?? 0;
     if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) throw new FerryError("INVALID_OPTION", "list limit and offset must be whole numbers >= 0");
     if (limit === 0) return [];
-    const P = this.prefix;
-    const keysFor = (ch: string): string[] =>
-      query.state === "waiting" ? [`${P}:d:${ch}`, `${P}:r:${ch}`] : query.state === "active" ? [`${P}:a:${ch}`] : [`${P}:s:${query.state}:${ch}`];
-    const groups = (await this.#channels(query.channel)).flatMap((ch) => keysFor(ch).map((key, group) => ({ key, group })));
-    const pipe = this.#client.pipeline();
-    for (const g of groups) pipe.zrevrange(g.key, 0, offset + limit - 1, "WITHSCORES");
-    const replies = (await pipe.exec()) ?? [];
-    const cands: { id: string; group: number; score: number }[] = [];
-    replies.forEach(([err, r], i) => {
-      if (err) throw this.#wrap(err, "list");
-      const flat = r as string[];
-      for (let j = 0; j < flat.length; j += 2) cands.push({ id: flat[j]!, group: groups[i]!.group, score: Number(flat[j + 1]) });
-    });
-    cands.sort((a, b) => a.group - b.group || b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    const page = cands.slice(offset, offset + limit);
-    const stored = this.#client.pipeline();
-    for (const c of page) stored.get(`${P}:m:${c.id}`).hgetall(`${P}:h:${c.id}`);
-    const replies2 = (await stored.exec()) ?? [];
-    const records: MessageRecord[] = [];
-    for (let i = 0; i < replies2.length; i += 2) {
-      const [err1, json] = replies2[i]!;
-      const [err2, hash] = replies2[i + 1]!;
-      if (err1 || err2) throw this.#wrap(err1 ?? err2, "list");
-      const record = recordFrom(json as string | null, hash as Record<string, string>);
-      if (record) records.push(record);
+    try {
+      return await listRecords(this.#client, this.prefix, await this.#channels(query.channel), query, limit, offset);
+    } catch (err) {
+      throw this.#wrap(err, "list");
     }
-    return records;
   }
 
   async get(id: string): Promise<MessageRecord | null> {
     this.#checkOpen();
     if (typeof id !== "string" || !ID_PATTERN.test(id)) return null;
-    const replies = (await this.#client.pipeline().get(`${this.prefix}:m:${id}`).hgetall(`${this.prefix}:h:${id}`).exec()) ?? [];
-    for (const [err] of replies) if (err) throw this.#wrap(err, "get");
-    return recordFrom(replies[0]?.[1] as string | null, (replies[1]?.[1] ?? {}) as Record<string, string>);
+    try {
+      return (await readRecords(this.#client, this.prefix, [id]))[0] ?? null;
+    } catch (err) {
+      throw this.#wrap(err, "get");
+    }
   }
 
   async replay(ids: readonly string[]): Promise<string[]> {
