@@ -1,34 +1,40 @@
 /**
- * The child process of the harness: measures one scenario of one system, so each
+ * The child process of the harness: measures scenarios of one system, so each
  * system's memory and GC are its own. The parent (bench/run.ts) forks it with
  * `--import tsx`, sends one {@link ChildJob} over IPC and reads {@link ChildMessage}s back.
  */
 import { findScenario } from "./scenarios/index.ts";
 import type { BenchParams, Metrics, ScenarioContext } from "./scenarios/types.ts";
 import { loadSystem } from "./systems/index.ts";
-import type { BenchSystem } from "./systems/types.ts";
+import type { BenchSystem, SystemFactory } from "./systems/types.ts";
+
+/** One scenario to run, in its own namespace. */
+export interface ChildItem {
+  scenario: string;
+  namespace: string;
+}
 
 /** What the parent asks a child to do. */
 export interface ChildJob {
   system: string;
-  scenario: string;
+  /** Scenarios, run one after another, each in its own namespace with its own connections. */
+  items: ChildItem[];
   params: BenchParams;
-  namespace: string;
   /**
    * `all`: prepare, measure and tear down in this process; `prepare`: prepare and exit,
    * leaving the data for a `measure` child; `measure`: measure and tear down;
-   * `cleanup`: remove what a crashed child left in the namespace.
+   * `cleanup`: remove what a crashed child left in the namespaces.
    */
   phase: "all" | "prepare" | "measure" | "cleanup";
 }
 
-/** What a child reports. */
+/** What a child reports; `scenario` says which item a message is about. */
 export type ChildMessage =
-  | { type: "progress"; text: string }
-  | { type: "prepared" }
-  | { type: "result"; metrics: Metrics }
-  | { type: "not-applicable"; reason: string }
-  | { type: "error"; message: string }
+  | { type: "progress"; scenario: string; text: string }
+  | { type: "prepared"; scenario: string }
+  | { type: "result"; scenario: string; metrics: Metrics }
+  | { type: "not-applicable"; scenario: string; reason: string }
+  | { type: "error"; scenario: string; message: string }
   | { type: "done" };
 
 function send(message: ChildMessage): Promise<void> {
@@ -43,27 +49,30 @@ function send(message: ChildMessage): Promise<void> {
 }
 
 let lastProgress = 0;
-function progress(text: string): void {
-  const now = Date.now();
-  if (now - lastProgress < 200) return;
-  lastProgress = now;
-  void send({ type: "progress", text });
+function progressFor(scenario: string): (text: string) => void {
+  return (text) => {
+    const now = Date.now();
+    if (now - lastProgress < 200) return;
+    lastProgress = now;
+    void send({ type: "progress", scenario, text });
+  };
 }
 
-async function runJob(job: ChildJob): Promise<void> {
-  const factory = await loadSystem(job.system);
-  const scenario = findScenario(job.scenario);
-  if (!factory || !scenario) throw new Error(`unknown system ${job.system} or scenario ${job.scenario}`);
-  if (job.phase === "cleanup") {
-    await factory.cleanup(job.namespace);
-    return;
-  }
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  return `${err.message}${err.stack ? `\n${err.stack.split("\n").slice(1, 4).join("\n")}` : ""}`;
+}
+
+async function runItem(factory: SystemFactory, item: ChildItem, job: ChildJob): Promise<void> {
+  const scenario = findScenario(item.scenario);
+  if (!scenario) throw new Error(`unknown scenario ${item.scenario}`);
+  const progress = progressFor(item.scenario);
   let system: BenchSystem | undefined;
   try {
-    system = await factory.create(job.namespace);
+    system = await factory.create(item.namespace);
     const reason = scenario.notApplicable?.(factory, system);
     if (reason) {
-      await send({ type: "not-applicable", reason });
+      await send({ type: "not-applicable", scenario: item.scenario, reason });
       return;
     }
     const context = (): ScenarioContext => ({
@@ -78,13 +87,13 @@ async function runJob(job: ChildJob): Promise<void> {
       await scenario.prepare(context());
     }
     if (job.phase === "prepare") {
-      await send({ type: "prepared" });
+      await send({ type: "prepared", scenario: item.scenario });
       system = undefined; // keep the data for the measuring child; the process exit closes connections
       return;
     }
     (globalThis as { gc?: () => void }).gc?.();
     const metrics = await scenario.measure(context());
-    await send({ type: "result", metrics });
+    await send({ type: "result", scenario: item.scenario, metrics });
   } finally {
     if (system) {
       progress("tearing down");
@@ -93,15 +102,30 @@ async function runJob(job: ChildJob): Promise<void> {
   }
 }
 
+async function runJob(job: ChildJob): Promise<boolean> {
+  const factory = await loadSystem(job.system);
+  if (!factory) throw new Error(`unknown system ${job.system}`);
+  let ok = true;
+  for (const item of job.items) {
+    try {
+      if (job.phase === "cleanup") await factory.cleanup(item.namespace);
+      else await runItem(factory, item, job);
+    } catch (err) {
+      ok = false;
+      await send({ type: "error", scenario: item.scenario, message: describe(err) });
+    }
+  }
+  return ok;
+}
+
 process.once("message", (job: ChildJob) => {
   runJob(job).then(
-    async () => {
+    async (ok) => {
       await send({ type: "done" });
-      process.exit(0);
+      process.exit(ok ? 0 : 1);
     },
     async (err: unknown) => {
-      const message = err instanceof Error ? `${err.message}${err.stack ? `\n${err.stack.split("\n").slice(1, 4).join("\n")}` : ""}` : String(err);
-      await send({ type: "error", message });
+      await send({ type: "error", scenario: job.items[0]?.scenario ?? "", message: describe(err) });
       process.exit(1);
     },
   );

@@ -9,11 +9,11 @@
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import type { ChildJob } from "./child.ts";
+import type { ChildItem, ChildJob } from "./child.ts";
 import { writeReport } from "./report/markdown.ts";
 import { SCENARIOS } from "./scenarios/index.ts";
 import { FULL_PARAMS, QUICK_PARAMS, type BenchParams, type Scenario } from "./scenarios/types.ts";
-import { runChild } from "./support/child-runner.ts";
+import { runChild, type ChildOutcome } from "./support/child-runner.ts";
 import { machineFacts } from "./support/machine.ts";
 import { ProgressLine } from "./support/progress.ts";
 import type { Measurement } from "./support/results.ts";
@@ -40,7 +40,7 @@ const program = new Command()
   .option("--payload <bytes>", "payload size in bytes (default 100)", positiveInt)
   .option("--n <count>", "override N of scenarios a and b", positiveInt)
   .option("--backlog <count>", "override the backlog size of scenario f (default 1,000,000)", positiveInt)
-  .option("--cap <seconds>", "time cap of one measurement (default 120; 8 with --quick)", positiveInt)
+  .option("--cap <seconds>", "time cap of one measurement (default 120; 5 with --quick)", positiveInt)
   .option("--list", "list systems and scenarios, then exit", false);
 
 interface Options {
@@ -106,8 +106,15 @@ async function main(): Promise<number> {
 
   const runId = Date.now().toString(36);
   let counter = 0;
-  const isolate = !opts.quick; // full run: pre-queueing happens in its own process, so RSS is the worker's alone
-  const childTimeout = params.capMs * 2 + (opts.quick ? 30_000 : 120_000);
+  // Full run: every scenario in its own process, and pre-queueing in a process of its own, so
+  // the RSS of (e) is the worker's alone. Quick run: two processes per system (fewer start-ups):
+  // one for the scenarios without a preparation, one for the worker scenarios (b), whose RSS is
+  // then that process's after pre-queueing and the earlier worker scenario.
+  const isolate = !opts.quick;
+  const units: Scenario[][] = opts.quick
+    ? [scenarios.filter((s) => !s.prepare), scenarios.filter((s) => s.prepare)].filter((u) => u.length > 0)
+    : scenarios.map((s) => [s]);
+  const perScenarioTimeout = params.capMs * 2 + (opts.quick ? 20_000 : 120_000);
   const total = runs * runnable.length * scenarios.length;
   let index = 0;
   let interrupted = false;
@@ -119,22 +126,35 @@ async function main(): Promise<number> {
   const started = Date.now();
   for (let run = 1; run <= runs && !interrupted; run++) {
     for (const f of runnable) {
-      for (const s of scenarios) {
+      for (const unit of units) {
         if (interrupted) break;
-        index++;
-        const namespace = `fb_${runId}_${++counter}`;
-        const prefix = `[${index}/${total}] run ${run}/${runs} ${f.name} ${s.id}`;
-        line.step(prefix);
-        const job = (phase: ChildJob["phase"]): ChildJob => ({ system: f.name, scenario: s.id, params, namespace, phase });
-        let outcome = await measureOne(s, isolate, job, childTimeout, (t) => line.update(t));
-        if (outcome.status === "error" || outcome.status === "timeout") {
-          const cleaned = await runChild(job("cleanup"), 60_000, () => undefined);
-          if (cleaned.status !== "ok" && cleaned.status !== "prepared") line.log(`clean-up of ${namespace} failed: ${cleaned.reason}`);
+        const items: ChildItem[] = unit.map((s) => ({ scenario: s.id, namespace: `fb_${runId}_${++counter}` }));
+        const job = (phase: ChildJob["phase"]): ChildJob => ({ system: f.name, items, params, phase });
+        const first = index + 1;
+        index += unit.length;
+        const head = `[${first === index ? index : `${first}-${index}`}/${total}] run ${run}/${runs} ${f.name}`;
+        line.step(`${head} ${unit.map((s) => s.id).join(",")}`);
+        const timeout = perScenarioTimeout * unit.length;
+        const onProgress = (scenario: string, text: string) => line.update(`${scenario}: ${text}`);
+        let outcomes: Map<string, ChildOutcome>;
+        if (isolate && unit.length === 1 && unit[0]!.prepare) {
+          const prepared = await runChild(job("prepare"), timeout, (sc, t) => onProgress(sc, `prepare: ${t}`));
+          const p = prepared.get(unit[0]!.id)!;
+          outcomes = p.status === "prepared" ? await runChild(job("measure"), timeout, onProgress) : prepared;
+        } else {
+          outcomes = await runChild(job("all"), timeout, onProgress);
         }
-        if (outcome.status === "prepared") outcome = { status: "error", reason: "prepared but not measured" };
-        const status = outcome.status as Measurement["status"];
-        record({ system: f.name, scenario: s.id, run, status, ...(outcome.metrics ? { metrics: outcome.metrics } : {}), ...(outcome.reason ? { reason: outcome.reason } : {}) });
-        if (status === "error" || status === "timeout") line.log(`${prefix}: ${status}: ${outcome.reason?.split("\n")[0]}`);
+        if ([...outcomes.values()].some((o) => o.status === "error" || o.status === "timeout" || o.status === "prepared")) {
+          const cleaned = await runChild(job("cleanup"), 60_000, () => undefined);
+          for (const [sc, o] of cleaned) if (o.status !== "ok") line.log(`clean-up of ${f.name} ${sc} failed: ${o.reason}`);
+        }
+        for (const s of unit) {
+          let o = outcomes.get(s.id) ?? { status: "error" as const, reason: "no outcome" };
+          if (o.status === "prepared") o = { status: "error", reason: "prepared but not measured" };
+          const status = o.status as Measurement["status"];
+          record({ system: f.name, scenario: s.id, run, status, ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+          if (status === "error" || status === "timeout") line.log(`${head} ${s.id}: ${status}: ${o.reason?.split("\n")[0]}`);
+        }
       }
     }
   }
@@ -163,21 +183,6 @@ async function main(): Promise<number> {
     process.stderr.write(`wrote ${opts.out}${svgs.length ? ` and ${svgs.length} SVG plot(s)` : ""}\n`);
   }
   return measurements.some((m) => m.status === "error" || m.status === "timeout") ? 1 : 0;
-}
-
-async function measureOne(
-  scenario: Scenario,
-  isolate: boolean,
-  job: (phase: ChildJob["phase"]) => ChildJob,
-  timeoutMs: number,
-  onProgress: (text: string) => void,
-) {
-  if (isolate && scenario.prepare) {
-    const prepared = await runChild(job("prepare"), timeoutMs, (t) => onProgress(`prepare: ${t}`));
-    if (prepared.status !== "prepared") return prepared;
-    return runChild(job("measure"), timeoutMs, onProgress);
-  }
-  return runChild(job("all"), timeoutMs, onProgress);
 }
 
 main().then(

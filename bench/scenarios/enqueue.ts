@@ -17,9 +17,10 @@ export const enqueueSingle: Scenario = {
     let done = 0;
     for (; done < n; done++) {
       await system.enqueueOne(makePayload(done, params.payloadBytes));
-      if ((done & 255) === 255) {
-        progress(`${done}/${n}`);
-        if (Date.now() > deadline) break;
+      if ((done & 63) === 63) progress(`${done}/${n}`);
+      if (Date.now() > deadline) {
+        done++;
+        break;
       }
     }
     const elapsed = performance.now() - start;

@@ -6,7 +6,7 @@ import type { BenchPayload, BenchSystem, SystemFactory } from "../systems/types.
 
 /** Sizes and rates of one harness run. */
 export interface BenchParams {
-  /** Tasks enqueued one call at a time (scenario a). Full 20,000; quick 2,000. */
+  /** Tasks enqueued one call at a time (scenario a). Full 20,000; quick 1,000. */
   enqueueSingleN: number;
   /** Tasks enqueued with the bulk API (scenario a). Full 20,000; quick 5,000. */
   enqueueBulkN: number;
@@ -14,7 +14,7 @@ export interface BenchParams {
   processN: number;
   /** Producer rate in tasks/s (scenario c). Default 500. */
   latencyRate: number;
-  /** Producer duration in seconds (scenario c). Full 10; quick 3. */
+  /** Producer duration in seconds (scenario c). Full 10; quick 2. */
   latencySeconds: number;
   /** Worker concurrency (scenario c). Default 10. */
   latencyConcurrency: number;
@@ -26,7 +26,7 @@ export interface BenchParams {
   backlogN: number;
   /** JSON payload size in bytes, roughly. Default 100. */
   payloadBytes: number;
-  /** Longest a scenario's measurement may take before it stops and reports what it did. Full 120 s; quick 8 s. */
+  /** Longest a scenario's measurement may take before it stops and reports what it did. Full 120 s; quick 5 s. */
   capMs: number;
 }
 
@@ -48,12 +48,12 @@ export const FULL_PARAMS: BenchParams = {
 /** The `--quick` run's parameters (about a minute or two for every peer). */
 export const QUICK_PARAMS: BenchParams = {
   ...FULL_PARAMS,
-  enqueueSingleN: 2_000,
+  enqueueSingleN: 1_000,
   enqueueBulkN: 5_000,
   processN: 5_000,
-  latencySeconds: 3,
+  latencySeconds: 2,
   delayedN: 200,
-  capMs: 8_000,
+  capMs: 5_000,
 };
 
 /** A measurement's numbers (and a few flags), printed as one JSON line. */

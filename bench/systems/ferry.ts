@@ -53,7 +53,7 @@ function transportUrl(server: ServerKind, namespace: string): string {
     case "postgres":
       return `${SERVERS.postgres}?schema=${namespace}`;
     case "amqp":
-      return `${SERVERS.amqp}?prefix=${BENCH_PREFIX}.${namespace}`;
+      return `${SERVERS.amqp}${SERVERS.amqp.includes("?") ? "&" : "?"}prefix=${BENCH_PREFIX}.${namespace}&runStore=${relativeTmp()}/${namespace}-runs.db`;
   }
 }
 
@@ -75,15 +75,18 @@ async function cleanupFor(server: ServerKind, namespace: string): Promise<void> 
       await dropSchema(namespace);
       return;
     case "amqp": {
-      // Queue names are the transport's business; delete the likely ones, ignore the rest.
+      // The AMQP transport's topology (src/transport/amqp/topology.ts): queue P:C, P:C:dead,
+      // and delay buckets P::delay:k (queue and exchange, k = 0..31). Plus the run store file.
+      removeTmpFiles(namespace);
+      const prefix = `${BENCH_PREFIX}.${namespace}`;
+      const channel = `bench.${namespace}`;
+      const buckets = Array.from({ length: 32 }, (_, k) => `${prefix}::delay:${k}`);
       const conn = await amqp.connect(SERVERS.amqp);
       try {
-        for (const q of [`bench.${namespace}`, `${BENCH_PREFIX}.${namespace}.bench.${namespace}`]) {
-          const ch = await conn.createChannel();
-          ch.on("error", () => undefined);
-          await ch.deleteQueue(q).catch(() => undefined);
-          await ch.close().catch(() => undefined);
-        }
+        const ch = await conn.createChannel();
+        for (const q of [`${prefix}:${channel}`, `${prefix}:${channel}:dead`, ...buckets]) await ch.deleteQueue(q);
+        for (const x of buckets) await ch.deleteExchange(x);
+        await ch.close();
       } finally {
         await conn.close();
       }
