@@ -1,0 +1,23 @@
+/**
+ * Option parsers for the CLI. A bad value is reported the way commander reports
+ * a bad flag (exit code 2).
+ */
+import { InvalidArgumentError } from "commander";
+
+/** Parse `a,b,c` into a list of non-empty names. */
+export function parseList(value: string): string[] {
+  const list = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (list.length === 0) throw new InvalidArgumentError("expected a comma-separated list, e.g. emails,integrations");
+  return list;
+}
+
+/** A parser for whole numbers from `min` to `max`. */
+export function parseInteger(min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
