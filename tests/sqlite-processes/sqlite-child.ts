@@ -3,6 +3,8 @@
  *
  *   sqlite-child.ts <file> drain <channel>   receive and ack until told "stop"; reports {type:"got", ids}
  *   sqlite-child.ts <file> send <channel>    send one message when told "send"; reports {type:"sent", id}
+ *   sqlite-child.ts <file> hold <channel>    lease everything due (3 s lease), report {type:"held", ids}, then hang
+ *   sqlite-child.ts <file> produce <channel> send batches of 20 forever; reports each committed batch {type:"sent", ids}
  *
  * The safety re-check is set to a minute, so a receive waiting here only wakes
  * early through the cross-process signal (the file watch).
@@ -34,8 +36,25 @@ async function drain(): Promise<void> {
   }
 }
 
+async function hold(): Promise<void> {
+  const got = await transport.receive({ channels: [channel], max: 1000, leaseMs: 3000, waitMs: 10_000, signal: stop.signal });
+  send({ type: "held", ids: got.map((d) => d.message.id) });
+  await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
+}
+
+async function produce(): Promise<void> {
+  for (let b = 0; !stop.signal.aborted; b++) {
+    const batch = Array.from({ length: 20 }, (_, i) => createEnvelope({ name: "processes.task", channel, payload: { b, i } }));
+    await transport.send(batch);
+    send({ type: "sent", ids: batch.map((m) => m.id) });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 send({ type: "ready", pid: process.pid });
 if (mode === "drain") await drain();
+else if (mode === "hold") await hold();
+else if (mode === "produce") await produce();
 else await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
 await transport.close();
 process.disconnect?.();

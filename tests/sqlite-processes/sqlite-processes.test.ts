@@ -1,7 +1,9 @@
 /**
  * Several worker processes on one SQLite file: every message is received
- * exactly once while no lease expires, and a commit in one process wakes a
- * receive waiting in another (without the safety re-check).
+ * exactly once while no lease expires, a commit in one process wakes a
+ * receive waiting in another (without the safety re-check), and a process
+ * killed with SIGKILL loses nothing: its leases come back, its committed sends
+ * are all there, and the file stays sound.
  */
 import assert from "node:assert/strict";
 import { fork, type ChildProcess } from "node:child_process";
@@ -10,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { createEnvelope } from "../../src/core/envelope.ts";
 import { SqliteTransport } from "../../src/transport/sqlite/sqlite-transport.ts";
 
@@ -25,7 +28,7 @@ interface Report {
   id?: string;
 }
 
-function start(path: string, mode: "drain" | "send", channel: string, onReport: (r: Report) => void): Promise<ChildProcess> {
+function start(path: string, mode: "drain" | "send" | "hold" | "produce", channel: string, onReport: (r: Report) => void): Promise<ChildProcess> {
   const child = fork(CHILD, [path, mode, channel], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   children.add(child);
   child.once("exit", () => children.delete(child));
@@ -127,6 +130,58 @@ describe("SQLite: several processes on one file", () => {
       assert.equal(await stopChild(sender), 0);
     } finally {
       await consumer.close();
+    }
+  });
+
+  it("a worker killed with SIGKILL holding leases: every message comes back once its lease ends", { timeout: 60_000 }, async () => {
+    const path = join(dir, "killed-worker.db");
+    const channel = "killed";
+    const t = new SqliteTransport({ path });
+    try {
+      const sent = Array.from({ length: 30 }, (_, i) => createEnvelope({ name: "processes.task", channel, payload: { i } }));
+      await t.send(sent);
+      let held: string[] = [];
+      const worker = await start(path, "hold", channel, (r) => {
+        if (r.type === "held") held = r.ids!;
+      });
+      await until("the worker to lease the messages", () => held.length > 0, 20_000);
+      assert.deepEqual([...held].sort(), sent.map((m) => m.id).sort());
+      const exited = once(worker, "exit");
+      worker.kill("SIGKILL");
+      await exited;
+      assert.deepEqual(await t.receive({ channels: [channel], max: 100, leaseMs: 30_000, waitMs: 0 }), [], "the leases still hold right after the kill");
+      const back: string[] = [];
+      const deadline = Date.now() + 15_000;
+      while (back.length < sent.length && Date.now() < deadline) {
+        const got = await t.receive({ channels: [channel], max: 100, leaseMs: 30_000, waitMs: 5000 });
+        for (const d of got) assert.equal(d.message.attempt, 2, "the killed delivery counted as an attempt");
+        back.push(...got.map((d) => d.message.id));
+      }
+      assert.deepEqual(back.sort(), sent.map((m) => m.id).sort(), "every message came back exactly once");
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("a producer killed with SIGKILL mid-stream: every committed send is stored and the file is sound", { timeout: 60_000 }, async () => {
+    const path = join(dir, "killed-producer.db");
+    const channel = "produced";
+    const committed: string[] = [];
+    const producer = await start(path, "produce", channel, (r) => {
+      if (r.type === "sent") committed.push(...r.ids!);
+    });
+    await until("a few committed batches", () => committed.length >= 400, 20_000);
+    const exited = once(producer, "exit");
+    producer.kill("SIGKILL");
+    await exited;
+    const db = new Database(path, { readonly: true });
+    try {
+      assert.equal(db.pragma("integrity_check", { simple: true }), "ok");
+      const stored = new Set(db.prepare("SELECT id FROM ferry_messages WHERE channel = ?").pluck().all(channel) as string[]);
+      assert.ok(committed.every((id) => stored.has(id)), "every send the producer saw committed is in the file");
+      assert.equal(stored.size % 20, 0, "batches are all or nothing");
+    } finally {
+      db.close();
     }
   });
 });
