@@ -101,6 +101,26 @@ if (skip) {
       }
     });
 
+    it("a row inserted in plain SQL by another producer wakes a waiting receiver", async () => {
+      const t = await open("foreign");
+      try {
+        const pending = t.receive({ channels: ["from-php"], max: 1, leaseMs: 30_000, waitMs: 8000 });
+        await new Promise((r) => setTimeout(r, 100));
+        const insertedAt = Date.now();
+        await pool.query(
+          `INSERT INTO "${t.schema}".messages (id, channel, name, payload, run_at, due_at, created_at) VALUES ($1, $2, $3, $4, $5, $5, $5)`,
+          ["php-1", "from-php", "mail.send", JSON.stringify({ to: "a@b" }), Date.now()],
+        );
+        const [d] = await pending;
+        assert.equal(d?.message.id, "php-1");
+        assert.deepEqual(d?.message.payload, { to: "a@b" });
+        assert.deepEqual(d?.message.headers, {});
+        assert.ok(Date.now() - insertedAt < 4000, "woken by the insert trigger's NOTIFY");
+      } finally {
+        await t.close();
+      }
+    });
+
     it("sendWithin refuses something that is not a pg client", async () => {
       const t = await open("tx");
       try {

@@ -65,12 +65,17 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly schema: string;
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
+  /** True when the pool's sessions set ferry.notify = off, so this transport notifies after commit. */
+  readonly #notifyAfterCommit: boolean;
+  #pendingNotify = new Set<string>();
+  #notifying: Promise<void> | undefined;
   readonly #sql: Statements;
   readonly #notifier: Notifier;
   readonly #notifyChannel: string;
   #closed = false;
 
-  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string) {
+  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, notifyAfterCommit: boolean) {
+    this.#notifyAfterCommit = notifyAfterCommit;
     this.#pool = pool;
     this.#ownsPool = ownsPool;
     this.schema = schema;
@@ -95,7 +100,13 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       throw new FerryError("INVALID_OPTION", "the PostgreSQL transport needs a connectionString (postgres://...) or a pool", { details: { option: "connectionString" } });
     }
     const ownsPool = !options.pool;
-    const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: `ferry:${schema}` });
+    // Our own sessions skip the triggers' in-transaction NOTIFY (which serializes
+    // concurrent commits) and notify after commit instead. A pool we were given,
+    // or a URL that sets its own startup options, keeps the triggers' NOTIFY.
+    const notifyAfterCommit = ownsPool && !/[?&]options=/.test(options.connectionString ?? "");
+    const pool =
+      options.pool ??
+      new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: `ferry:${schema}`, ...(notifyAfterCommit ? { options: "-c ferry.notify=off" } : {}) });
     if (ownsPool) pool.on("error", () => {}); // an idle client's error surfaces on its next query
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
@@ -104,7 +115,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       if (ownsPool) await pool.end().catch(() => {});
       throw mapPgError(err, "opening the transport", schema);
     }
-    return new PostgresTransport(pool, ownsPool, schema);
+    return new PostgresTransport(pool, ownsPool, schema, notifyAfterCommit);
   }
 
   /**
@@ -156,7 +167,9 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     if (messages.length === 0) return [];
     let batch = JSON.stringify(messages);
     if (UNSAFE_ESCAPE.test(batch)) batch = JSON.stringify(messages.map((m) => ({ ...m, payload: undefined, headers: undefined, p: JSON.stringify(m.payload), h: JSON.stringify(m.headers) })));
-    const inserted = new Set((await this.#run<{ id: string }>("sending", this.#sql.send, [batch], on)).map((r) => r.id));
+    const rows = await this.#run<{ id: string; channel: string }>("sending", this.#sql.send, [batch], on);
+    if (on === this.#pool && rows.length > 0) this.#wakeReceivers(rows);
+    const inserted = new Set(rows.map((r) => r.id));
     if (inserted.size === messages.length) return messages.map((m) => ({ id: m.id, deduplicated: false }));
     const keys = [...new Set(messages.filter((m) => !inserted.has(m.id) && m.dedupKey !== null).map((m) => m.dedupKey!))];
     const holders = new Map<string, string>();
@@ -249,7 +262,10 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
     return this.#fenced("retrying", items, (send) => {
       const batch = send.map((i) => ({ id: i.id, token: i.token, runAt: i.runAt, used: i.attemptUsed, error: i.error ? storedError(i.error) : undefined }));
-      return this.#run("retrying", this.#sql.retry, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]);
+      return this.#run<{ id: string; channel: string }>("retrying", this.#sql.retry, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]).then((rows) => {
+        this.#wakeReceivers(rows);
+        return rows;
+      });
     });
   }
 
@@ -276,10 +292,36 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     return this.#closed;
   }
 
+  /**
+   * After a commit on our own pool, NOTIFY the channels that got work, in the
+   * background: at most one notify statement in flight, later channels coalesced
+   * into the next. A failed notify only delays receivers to their next due time
+   * or the end of their wait.
+   */
+  #wakeReceivers(rows: readonly { channel: string }[]): void {
+    if (!this.#notifyAfterCommit || rows.length === 0) return;
+    for (const r of rows) this.#pendingNotify.add(r.channel);
+    this.#notifying ??= this.#flushNotify();
+  }
+
+  async #flushNotify(): Promise<void> {
+    while (this.#pendingNotify.size > 0) {
+      const channels = [...this.#pendingNotify];
+      this.#pendingNotify.clear();
+      try {
+        await this.#pool.query({ name: this.#sql.notify.name, text: this.#sql.notify.text, values: [this.#notifyChannel, channels] });
+      } catch {
+        // Receivers still wake at their next due time or the end of their wait.
+      }
+    }
+    this.#notifying = undefined;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#notifier.close();
+    await this.#notifying;
     if (this.#ownsPool) await this.#pool.end().catch(() => {});
   }
 
@@ -325,12 +367,18 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#checkOpen();
     let moved: Set<string>;
     try {
-      moved = new Set((await this.#run<{ id: string }>("replaying", this.#sql.replay, [[...ids]])).map((r) => r.id));
+      const rows = await this.#run<{ id: string; channel: string }>("replaying", this.#sql.replay, [[...ids]]);
+      this.#wakeReceivers(rows);
+      moved = new Set(rows.map((r) => r.id));
     } catch (err) {
       // Two dead rows with the same dedup key in one batch collide on the unique index: go one by one.
       if ((err as FerryError).details?.sqlstate !== "23505") throw err;
       moved = new Set();
-      for (const id of ids) for (const r of await this.#run<{ id: string }>("replaying", this.#sql.replay, [[id]])) moved.add(r.id);
+      for (const id of ids) {
+        const rows = await this.#run<{ id: string; channel: string }>("replaying", this.#sql.replay, [[id]]);
+        this.#wakeReceivers(rows);
+        for (const r of rows) moved.add(r.id);
+      }
     }
     return firstOf(ids, moved);
   }

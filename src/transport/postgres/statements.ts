@@ -67,9 +67,9 @@ export function buildStatements(q: string) {
     /**
      * Send a batch. $1 json: array of envelopes; an envelope may carry its payload and
      * headers as JSON text in `p` and `h` instead (for text json_to_recordset cannot
-     * unescape: U+0000, lone surrogates). Returns: `id` of each row inserted;
+     * unescape: U+0000, lone surrogates). Returns: `id`, `channel` of each row inserted;
      * rows whose id exists, or whose dedupKey a live row holds, are skipped.
-     * The insert trigger NOTIFYs receivers.
+     * The insert trigger NOTIFYs receivers (unless the session set ferry.notify = off).
      */
     send: st("send", `
       INSERT INTO ${t} (id, channel, name, payload, headers, priority, max_attempts, run_at, due_at, dedup_key, created_at)
@@ -78,7 +78,10 @@ export function buildStatements(q: string) {
       FROM json_to_recordset($1::json) AS x(id text, channel text, name text, payload json, headers json, p text, h text,
         priority smallint, "maxAttempts" integer, "runAt" float8, "dedupKey" text, "createdAt" float8)
       ON CONFLICT DO NOTHING
-      RETURNING id`),
+      RETURNING id, channel`),
+
+    /** Wake receivers after commit. $1 text: notify channel, $2 text[]: Ferry channels. */
+    notify: st("notify", `SELECT pg_notify($1, c) FROM unnest($2::text[]) AS c`),
 
     /** Who holds these dedup keys. $1 text[]: keys. Returns: `dedup_key`, `id`, `live`, newest first. */
     dedupHolders: st("dedup_holders", `
@@ -125,7 +128,7 @@ export function buildStatements(q: string) {
 
     /**
      * Return leases to waiting. $1 json: [{id, token, runAt, used, error}], $2 int: error
-     * history cap, $3 text[]: the same ids. Returns: `id` of each row moved. The update trigger NOTIFYs receivers.
+     * history cap, $3 text[]: the same ids. Returns: `id`, `channel` of each row moved. The update trigger NOTIFYs receivers (as `send`).
      */
     retry: st("retry", `
       UPDATE ${t} m SET state = 'waiting', token = m.token + 1, run_at = x."runAt", due_at = x."runAt",
@@ -133,7 +136,7 @@ export function buildStatements(q: string) {
         errors = CASE WHEN x.error IS NULL THEN m.errors ELSE ${q}.append_error(m.errors, x.error, $2) END
       FROM json_to_recordset($1::json) AS x(id text, token bigint, "runAt" float8, used boolean, error jsonb)
       WHERE m.id = ANY($3::text[]) AND m.id = x.id AND m.token = x.token
-      RETURNING m.id`),
+      RETURNING m.id, m.channel`),
 
     /** Dead-letter leases. $1 json: [{id, token, error}], $2 int: history cap, $3 text[]: the same ids. Returns: `id` of each row moved. */
     deadLetter: st("dead_letter", `
@@ -175,14 +178,14 @@ export function buildStatements(q: string) {
     /**
      * Dead rows back to waiting, due now, attempts reset. $1 text[]: ids. A row whose
      * dedup key another live row now holds loses its key (a unique index allows one
-     * live holder). Returns: `id` of each row moved. The update trigger NOTIFYs.
+     * live holder). Returns: `id`, `channel` of each row moved. The update trigger NOTIFYs (as `send`).
      */
     replay: st("replay", `
       UPDATE ${t} m SET state = 'waiting', attempt = 0, run_at = ${NOW_MS}, due_at = ${NOW_MS}, finished_at = NULL,
         dedup_key = CASE WHEN m.dedup_key IS NOT NULL AND EXISTS (
           SELECT 1 FROM ${t} o WHERE o.dedup_key = m.dedup_key AND o.${LIVE}) THEN NULL ELSE m.dedup_key END
       WHERE m.id = ANY($1::text[]) AND m.state = 'dead'
-      RETURNING m.id`),
+      RETURNING m.id, m.channel`),
 
     /** Delete dead rows. $1 text[]: ids. Returns: `id` of each row deleted. */
     discard: st("discard", `DELETE FROM ${t} WHERE id = ANY($1::text[]) AND state = 'dead' RETURNING id`),

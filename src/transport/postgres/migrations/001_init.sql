@@ -7,7 +7,10 @@
 --   {{schema}}.paused        channels that deliver nothing until resumed
 --   {{schema}}.append_error  (history jsonb, error jsonb, cap int) -> jsonb, a capped history
 --   triggers that NOTIFY 'ferry:<schema>' with the channel name as payload when
---   messages are inserted (by Ferry or by any other producer) or become waiting again.
+--   messages are inserted (by Ferry or by any other producer) or become waiting again,
+--   unless the session set ferry.notify = 'off' (Ferry's own pool does, and notifies
+--   after commit instead: a NOTIFY inside a writing transaction holds a global lock
+--   through its commit flush, which serializes concurrent commits).
 -- Returns: nothing. Runs inside the migration runner's transaction.
 --
 -- Times are milliseconds since the epoch (double precision, so any JS number
@@ -76,7 +79,9 @@ $$;
 -- Wake receivers: one NOTIFY per channel per statement of inserts.
 CREATE FUNCTION {{schema}}.notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('ferry:' || TG_TABLE_SCHEMA, c) FROM (SELECT DISTINCT channel AS c FROM inserted) AS d;
+  IF current_setting('ferry.notify', true) IS DISTINCT FROM 'off' THEN
+    PERFORM pg_notify('ferry:' || TG_TABLE_SCHEMA, c) FROM (SELECT DISTINCT channel AS c FROM inserted) AS d;
+  END IF;
   RETURN NULL;
 END
 $$;
@@ -87,7 +92,9 @@ CREATE TRIGGER messages_notify_insert AFTER INSERT ON {{schema}}.messages
 -- Wake receivers when a row becomes waiting again (retry, replay, admin updates).
 CREATE FUNCTION {{schema}}.notify_waiting() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('ferry:' || TG_TABLE_SCHEMA, NEW.channel);
+  IF current_setting('ferry.notify', true) IS DISTINCT FROM 'off' THEN
+    PERFORM pg_notify('ferry:' || TG_TABLE_SCHEMA, NEW.channel);
+  END IF;
   RETURN NULL;
 END
 $$;
