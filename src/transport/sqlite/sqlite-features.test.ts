@@ -213,6 +213,23 @@ describe("SQLite transport features", () => {
     }
   });
 
+  it("a receive that finds nothing writes nothing, so idle processes never wake each other", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path });
+    try {
+      const now = Date.now();
+      await t.send([msg("idle", { runAt: now + 60_000 }, now)]);
+      const db = new Database(path);
+      const frames = () => (db.pragma("wal_checkpoint(PASSIVE)") as { log: number }[])[0]!.log;
+      const before = frames();
+      for (let i = 0; i < 5; i++) assert.deepEqual(await t.receive({ channels: ["idle", "idle-2"], max: 10, leaseMs: 1000, waitMs: 0 }), []);
+      assert.equal(frames(), before, "no WAL frames were written");
+      db.close();
+    } finally {
+      await t.close();
+    }
+  });
+
   it("orders one receive over several channels by priority, then due time", async () => {
     const t = new SqliteTransport({ path: file() });
     try {
