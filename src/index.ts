@@ -16,3 +16,6 @@ export { validatePayload, assertJson, type PayloadIssue } from "./core/schema.ts
 export * from "./bus/define.ts";
 export * from "./bus/ferry.ts";
 export { Worker, type WorkerOptions } from "./worker/worker.ts";
+export { ProcessPool, type ProcessPoolOptions, type ExecutorStats } from "./worker/pool/process-pool.ts";
+export { loadApp, findFerry } from "./bus/app-module.ts";
+export { type Executor } from "./worker/worker.ts";

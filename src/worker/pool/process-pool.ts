@@ -1,0 +1,311 @@
+/**
+ * A pool of executor child processes (seed 004: a fetcher feeding N executors).
+ * The worker process keeps the leases and settles every run; children only run
+ * handler code. A handler that ignores its abort past timeout + grace has its
+ * child killed and replaced; children are recycled after N tasks or past a
+ * memory bound, between tasks; a crashed child costs its current attempts only.
+ *
+ * Why processes, not worker threads: a thread shares the process's heap limit
+ * and cannot be killed without risk to the host once it blocks in native code;
+ * `process.exit` in a thread handler would end the whole worker. A child process
+ * contains all of these, at the cost of IPC (structured clone over a pipe).
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseDuration, type Duration } from "../../core/duration.ts";
+import { FerryError } from "../../core/errors.ts";
+import type { EventStream, FerryEvents } from "../../core/events.ts";
+import { checkInteger, checkOptionKeys } from "../../core/options.ts";
+import type { TaskContext, TaskDefinition } from "../../bus/define.ts";
+import type { Executor } from "../worker.ts";
+import { fromWireError, type FromChild, type ToChild } from "./protocol.ts";
+
+/** Options of {@link ProcessPool}. */
+export interface ProcessPoolOptions {
+  /** Path of the app module whose Ferry defines the tasks (the children import it). */
+  app: string;
+  /** Executor processes. Default 2. */
+  processes?: number;
+  /** Handlers one child runs at once. Default 1 (as seed 004); raise it for I/O-bound work. */
+  perProcess?: number;
+  /** Replace a child after this many tasks. Default: never. */
+  maxTasks?: number;
+  /** Replace a child, between tasks, once its RSS passes this many bytes (or "512mb"). Default: never. */
+  maxMemory?: number | string;
+  /** After a timeout or abort, how long a handler may take to stop before its child is killed. Default `"5s"`. */
+  killGrace?: Duration;
+  /** Node flags for the children, e.g. `["--max-old-space-size=256"]`. Default none. */
+  execArgv?: string[];
+  /** Where per-executor figures and warnings go. Default: none. */
+  events?: EventStream<FerryEvents>;
+}
+
+/** Live figures of one executor. */
+export interface ExecutorStats {
+  pid: number;
+  tasksDone: number;
+  rss: number;
+  /** Running now: task name, message id, and for how long (ms). */
+  current: Array<{ task: string; id: string; ageMs: number }>;
+  retiring: boolean;
+  /** Runs picked for it, including those not yet handed over. */
+  load: number;
+  /** True once it loaded the app. */
+  ready: boolean;
+}
+
+interface InFlight {
+  rid: number;
+  task: string;
+  id: string;
+  startedAt: number;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  killTimer?: NodeJS.Timeout;
+}
+
+interface Child {
+  proc: ChildProcess;
+  pid: number;
+  ready: Promise<void>;
+  inFlight: Map<number, InFlight>;
+  isReady: boolean;
+  /** Runs handed to this child, counted from the moment it was picked (before it is ready). */
+  load: number;
+  tasksDone: number;
+  rss: number;
+  retiring: boolean;
+  exited: boolean;
+}
+
+const OPTIONS = ["app", "processes", "perProcess", "maxTasks", "maxMemory", "killGrace", "execArgv", "events"] as const;
+const CHILD = fileURLToPath(new URL("./executor-child.ts", import.meta.url));
+/** The TypeScript loader the children start with, resolved from here so any working directory works. */
+const TSX = import.meta.resolve("tsx");
+
+function parseBytes(value: number | string): number {
+  if (typeof value === "number" && Number.isFinite(value) && value > 0) return value;
+  const m = typeof value === "string" ? /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(value.trim()) : null;
+  if (!m) throw new FerryError("INVALID_OPTION", `maxMemory must be bytes or text like "512mb", got ${String(value)}`, { details: { option: "maxMemory" } });
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? "b").toLowerCase() as "b"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** Runs handlers in child processes; pass it as a worker's `executor`. */
+export class ProcessPool implements Executor {
+  readonly processes: number;
+  readonly perProcess: number;
+  readonly maxTasks: number;
+  readonly maxMemory: number;
+  readonly killGraceMs: number;
+  #options: ProcessPoolOptions;
+  #children = new Set<Child>();
+  #rid = 0;
+  #closed = false;
+  #recentCrashes: number[] = [];
+  #slotWaiters: Array<() => void> = [];
+  /** Children started in all, replacements included. */
+  spawned = 0;
+
+  constructor(options: ProcessPoolOptions) {
+    checkOptionKeys(options, OPTIONS, "process pool");
+    if (typeof options?.app !== "string" || options.app.length === 0) throw new FerryError("INVALID_OPTION", "process pool needs app: the path of the module exporting your Ferry", { details: { option: "app" } });
+    this.#options = options;
+    this.processes = checkInteger(options.processes ?? 2, "processes", 1, 256);
+    this.perProcess = checkInteger(options.perProcess ?? 1, "perProcess", 1, 10_000);
+    this.maxTasks = options.maxTasks === undefined ? Infinity : checkInteger(options.maxTasks, "maxTasks", 1, Number.MAX_SAFE_INTEGER);
+    this.maxMemory = options.maxMemory === undefined ? Infinity : parseBytes(options.maxMemory);
+    this.killGraceMs = parseDuration(options.killGrace ?? "5s", "killGrace");
+    for (let i = 0; i < this.processes; i++) this.#spawn();
+  }
+
+  #spawn(): Child {
+    const proc = fork(CHILD, [], {
+      execArgv: ["--import", TSX, ...(this.#options.execArgv ?? [])],
+      env: { ...process.env, FERRY_POOL_APP: this.#options.app },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+    this.spawned++;
+    let ready!: () => void;
+    let failed!: (e: Error) => void;
+    const child: Child = { proc, pid: proc.pid ?? 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false };
+    child.ready.catch(() => undefined);
+    proc.on("message", (m: FromChild) => {
+      if (m.type === "ready") {
+        child.isReady = true;
+        ready();
+      }
+      else if (m.type === "fatal") failed(new FerryError("CONFIG_INVALID", m.message));
+      else if (m.type === "warning") this.#warn(m.code, `executor ${child.pid}: ${m.message}`);
+      else if (m.type === "result") this.#onResult(child, m);
+    });
+    proc.on("exit", (code, signal) => this.#onExit(child, code, signal, failed));
+    proc.on("error", (err) => this.#warn("EXECUTOR_ERROR", `executor ${child.pid}: ${err.message}`));
+    this.#children.add(child);
+    return child;
+  }
+
+  #warn(code: string, message: string): void {
+    const events = this.#options.events;
+    if (events?.has("warning")) events.emit("warning", { code, message });
+    else process.emitWarning(`ferry pool: ${message}`, { code: `FERRY_${code}` });
+  }
+
+  #onResult(child: Child, m: Extract<FromChild, { type: "result" }>): void {
+    const job = child.inFlight.get(m.rid);
+    child.rss = m.rss;
+    if (!job) return; // already given up on (timed out or aborted)
+    child.inFlight.delete(m.rid);
+    clearTimeout(job.killTimer);
+    child.tasksDone++;
+    if (m.ok) job.resolve(m.result);
+    else job.reject(fromWireError(m.error ?? { name: "Error", message: "unknown failure" }));
+    this.#maybeRetire(child);
+    this.#wakeSlots();
+  }
+
+  #maybeRetire(child: Child): void {
+    if (!child.retiring && (child.tasksDone >= this.maxTasks || child.rss > this.maxMemory)) {
+      child.retiring = true;
+      if (!this.#closed) this.#spawn();
+    }
+    if (child.retiring && child.inFlight.size === 0 && child.load === 0 && !child.exited && child.proc.connected) child.proc.disconnect();
+  }
+
+  #onExit(child: Child, code: number | null, signal: NodeJS.Signals | null, failed: (e: Error) => void): void {
+    child.exited = true;
+    this.#children.delete(child);
+    failed(new FerryError("WORKER_CRASHED", `executor ${child.pid} exited before it was ready (code ${code}, signal ${signal})`));
+    for (const job of child.inFlight.values()) {
+      clearTimeout(job.killTimer);
+      job.reject(new FerryError("WORKER_CRASHED", `the executor process running "${job.task}" died (exit code ${code}, signal ${signal}): the handler crashed it, ran out of memory, or was killed past its timeout`));
+    }
+    child.inFlight.clear();
+    if (this.#closed) return;
+    if (!child.retiring) {
+      const now = Date.now();
+      this.#recentCrashes = this.#recentCrashes.filter((t) => now - t < 10_000);
+      this.#recentCrashes.push(now);
+      // A crash loop backs off instead of forking as fast as the handler can die.
+      const delay = this.#recentCrashes.length > this.processes * 3 ? Math.min(5000, 100 * this.#recentCrashes.length) : 0;
+      setTimeout(() => {
+        if (!this.#closed && this.#live().length < this.processes) this.#spawn();
+        this.#wakeSlots();
+      }, delay).unref();
+    }
+    this.#wakeSlots();
+  }
+
+  #live(): Child[] {
+    return [...this.#children].filter((c) => !c.retiring && !c.exited);
+  }
+
+  #wakeSlots(): void {
+    for (const w of this.#slotWaiters.splice(0)) w();
+  }
+
+  async #pick(signal: AbortSignal): Promise<Child> {
+    for (;;) {
+      if (this.#closed) throw new FerryError("ABORTED", "the process pool is closed");
+      if (signal.aborted) throw signal.reason;
+      let best: Child | undefined;
+      for (const c of this.#live()) if (c.load < this.perProcess && (!best || c.load < best.load)) best = c;
+      if (best) {
+        best.load++;
+        try {
+          await best.ready;
+        } catch {
+          // It died before it was ready; pick again.
+        }
+        if (!best.exited && !best.retiring) return best;
+        best.load--;
+        continue;
+      }
+      await new Promise<void>((r) => this.#slotWaiters.push(r));
+    }
+  }
+
+  async run(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController): Promise<unknown> {
+    const timer = setTimeout(() => controller.abort(new FerryError("TIMEOUT", `task "${task.name}" ran past its timeout of ${task.timeoutMs} ms`)), task.timeoutMs);
+    let child: Child | undefined;
+    try {
+      child = await this.#pick(controller.signal);
+      const picked = child;
+      const rid = ++this.#rid;
+      return await new Promise<unknown>((resolve, reject) => {
+        const job: InFlight = { rid, task: task.name, id: ctx.id, startedAt: Date.now(), resolve, reject };
+        picked.inFlight.set(rid, job);
+        const onAbort = () => {
+          const reason = controller.signal.reason as Error;
+          const code = reason instanceof FerryError ? reason.code : "ABORTED";
+          if (picked.proc.connected) picked.proc.send({ type: "abort", rid, code, message: reason?.message ?? "aborted" } satisfies ToChild);
+          reject(reason);
+          // The attempt is over for the worker; the child gets killGrace to let go of it.
+          job.resolve = job.reject = () => undefined;
+          job.killTimer = setTimeout(() => {
+            if (picked.inFlight.has(rid) && !picked.exited) {
+              this.#warn("EXECUTOR_KILLED", `executor ${picked.pid} ignored the abort of "${task.name}" (${ctx.id}) for ${this.killGraceMs} ms; killing it`);
+              picked.proc.kill("SIGKILL");
+            }
+          }, this.killGraceMs);
+          job.killTimer.unref();
+        };
+        if (controller.signal.aborted) return onAbort();
+        controller.signal.addEventListener("abort", onAbort, { once: true });
+        const ctxWire = { id: ctx.id, channel: ctx.channel, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, headers: { ...ctx.headers } };
+        picked.proc.send({ type: "run", rid, task: task.name, payload, ctx: ctxWire } satisfies ToChild, (err) => {
+          if (err && picked.inFlight.delete(rid)) reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: ${err.message}`));
+        });
+      });
+    } finally {
+      clearTimeout(timer);
+      if (child) {
+        child.load--;
+        this.#maybeRetire(child);
+        this.#wakeSlots();
+      }
+    }
+  }
+
+  /** Live figures per executor. */
+  stats(): ExecutorStats[] {
+    const now = Date.now();
+    return [...this.#children].map((c) => ({
+      pid: c.pid,
+      tasksDone: c.tasksDone,
+      rss: c.rss,
+      retiring: c.retiring,
+      load: c.load,
+      ready: c.isReady,
+      current: [...c.inFlight.values()].map((j) => ({ task: j.task, id: j.id, ageMs: now - j.startedAt })),
+    }));
+  }
+
+  /** Wait until every child has loaded the app. */
+  async ready(): Promise<void> {
+    await Promise.all([...this.#children].map((c) => c.ready));
+  }
+
+  /** Stop every child: gracefully (disconnect), then SIGKILL after the grace period. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#wakeSlots();
+    await Promise.all(
+      [...this.#children].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exited) return resolve();
+            const kill = setTimeout(() => c.proc.kill("SIGKILL"), this.killGraceMs);
+            c.proc.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            if (c.proc.connected) c.proc.disconnect();
+            else c.proc.kill("SIGTERM");
+          }),
+      ),
+    );
+  }
+}
