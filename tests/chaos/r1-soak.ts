@@ -1,0 +1,187 @@
+/**
+ * R1, the kill -9 soak: N no-op jobs, W worker processes x concurrency C, one
+ * random worker SIGKILLed every K ms and restarted. Reports lost (must be 0),
+ * unexpected (must be 0), duplicates against the ceiling kills x C, throughput,
+ * and whether a sample of completed jobs stayed completed.
+ */
+import { join } from "node:path";
+import { createTransport, isInspectable, type MessageState, type Transport } from "../../src/index.ts";
+import { CHAOS_TASKS } from "./chaos-tasks.ts";
+import { check, type CheckResult } from "./checker.ts";
+import { EnqueueHistory } from "./history.ts";
+import { Ledger } from "./ledger.ts";
+import { produce } from "./producer.ts";
+import { Supervisor } from "./supervisor.ts";
+import type { Target } from "./targets.ts";
+
+/** Options of {@link runR1}. */
+export interface R1Options {
+  target: Target;
+  /** Jobs to enqueue. Default 10,000. */
+  jobs?: number;
+  /** Worker processes. Default 2. */
+  workers?: number;
+  /** Concurrency per worker. Default 8. */
+  concurrency?: number;
+  /** SIGKILL a random worker this often (ms); 0 for an undisturbed run. Default 1000. */
+  killEveryMs?: number;
+  /** Worker lease. Default `"2s"`. */
+  lease?: string;
+  /** Give up waiting for the drain after this long (ms). Default 300,000. */
+  deadlineMs?: number;
+  /** Worker URLs, one per worker (cycled), when they differ from the producer's (a fault proxy). Default `[target.url]`. */
+  workerUrls?: string[];
+  /** Called about once a second while running (progress, faults). */
+  onTick?: (progress: { done: number; acked: number; kills: number; elapsedMs: number }) => void | Promise<void>;
+  /** Called once the workers are up and the clock starts; `doneCount` reads the ledger. */
+  onStart?: (control: { doneCount: () => number; stats: () => { kills: number; crashes: number } }) => void;
+  /** Print worker stderr. Default false. */
+  verbose?: boolean;
+}
+
+/** What R1 measured. */
+export interface R1Result {
+  transport: string;
+  jobs: number;
+  workers: number;
+  concurrency: number;
+  killEveryMs: number;
+  kills: number;
+  crashes: number;
+  restarts: number;
+  /** True when every acknowledged job completed before the deadline. */
+  drained: boolean;
+  elapsedMs: number;
+  /** Completed jobs per second, first send to last completion. */
+  throughput: number;
+  check: CheckResult;
+  /** Duplicates allowed: kills x concurrency (0 when nothing was killed). */
+  ceiling: number;
+  /** Jobs seen `completed` during the run and read again at the end. */
+  completedSampled: number;
+  /** Of those, how many were in another state at the end (must be 0). */
+  leftCompleted: number;
+  /** Of those, how many were gone (deleted by retention). */
+  pruned: number;
+  /** States of lost jobs at the end, for a repro. */
+  lostStates: Record<string, number>;
+  warnings: Record<string, number>;
+  /** Completions refused by fencing (the worker had lost its lease). */
+  leaseLost: number;
+  /** Median ms from fork to a worker taking work (restarts included). */
+  startupMedianMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Run the soak once on `target`. */
+export async function runR1(options: R1Options): Promise<R1Result> {
+  const jobs = options.jobs ?? 10_000;
+  const workers = options.workers ?? 2;
+  const concurrency = options.concurrency ?? 8;
+  const killEveryMs = options.killEveryMs ?? 1000;
+  const channel = "chaos-r1";
+  const ledgerPath = join(options.target.dir, `ledger-r1-${killEveryMs > 0 ? "kills" : "calm"}-${Date.now()}.db`);
+  const ledger = new Ledger(ledgerPath);
+  const history = new EnqueueHistory();
+  const transport: Transport = await createTransport(options.target.url);
+  const urls = options.workerUrls ?? [options.target.url];
+  const config = (i: number) => ({ url: urls[i % urls.length]!, ledger: ledgerPath, channels: [channel], concurrency, lease: options.lease ?? "2s" });
+  const supervisor = new Supervisor(Array.from({ length: workers }, (_, i) => ({ config: config(i) })), { verbose: options.verbose ?? false });
+  const seenCompleted = new Set<string>();
+  let killer: NodeJS.Timeout | undefined;
+  try {
+    await supervisor.start();
+    const started = Date.now();
+    options.onStart?.({ doneCount: () => ledger.doneCount(), stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
+    if (killEveryMs > 0) killer = setInterval(() => supervisor.killRandom(), killEveryMs);
+    let producing = true;
+    const producer = produce({ transport, history, channel, task: CHAOS_TASKS.noop, count: jobs, maxAttempts: 1000 }).finally(() => (producing = false));
+    const deadline = started + (options.deadlineMs ?? 300_000);
+    let drained = false;
+    let lastTick = 0;
+    while (Date.now() < deadline) {
+      await sleep(200);
+      const done = ledger.doneCount();
+      const acked = history.counts().acked;
+      if (Date.now() - lastTick >= 1000) {
+        lastTick = Date.now();
+        await options.onTick?.({ done, acked, kills: supervisor.stats.kills, elapsedMs: Date.now() - started });
+        if (isInspectable(transport) && seenCompleted.size < 500) {
+          for (const id of ledger.sampleDone(25)) {
+            const record = await transport.get(id).catch(() => null);
+            if (record?.state === "completed") seenCompleted.add(id);
+          }
+        }
+      }
+      if (!producing && done >= acked) {
+        drained = true;
+        break;
+      }
+    }
+    const elapsedMs = Date.now() - started;
+    if (killer) clearInterval(killer);
+    killer = undefined;
+    await producer;
+    await supervisor.stop();
+    const result = check(history, ledger.rows("done"));
+    let leftCompleted = 0;
+    let pruned = 0;
+    const lostStates: Record<string, number> = {};
+    if (isInspectable(transport)) {
+      for (const id of seenCompleted) {
+        const record = await transport.get(id);
+        if (record === null) pruned++;
+        else if (record.state !== "completed") leftCompleted++;
+      }
+      for (const id of result.lostIds) {
+        const state: MessageState | "missing" = (await transport.get(id))?.state ?? "missing";
+        lostStates[state] = (lostStates[state] ?? 0) + 1;
+      }
+    }
+    const s = supervisor.stats;
+    return {
+      transport: options.target.name,
+      jobs,
+      workers,
+      concurrency,
+      killEveryMs,
+      kills: s.kills,
+      crashes: s.crashes,
+      restarts: s.restarts,
+      drained,
+      elapsedMs,
+      throughput: Math.round((result.acked / elapsedMs) * 1000),
+      check: result,
+      ceiling: s.kills * concurrency,
+      completedSampled: seenCompleted.size,
+      leftCompleted,
+      pruned,
+      lostStates,
+      warnings: s.warnings,
+      leaseLost: s.leaseLost,
+      startupMedianMs: median(s.startupMs),
+    };
+  } finally {
+    if (killer) clearInterval(killer);
+    await supervisor.stop();
+    await transport.close();
+    ledger.close();
+  }
+}
+
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** One line summing up an R1 result. */
+export function describeR1(r: R1Result): string {
+  const c = r.check;
+  return (
+    `R1 ${r.transport}: ${c.acked} jobs acked, ${r.workers}x${r.concurrency}, kill every ${r.killEveryMs || "-"} ms, ` +
+    `kills ${r.kills}, crashes ${r.crashes}, lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}, ceiling ${r.ceiling}), ` +
+    `${r.throughput}/s over ${(r.elapsedMs / 1000).toFixed(1)} s, drained ${r.drained}, completed sample ${r.completedSampled} (left completed ${r.leftCompleted}, pruned ${r.pruned}), worker start median ${r.startupMedianMs} ms`
+  );
+}

@@ -1,0 +1,163 @@
+/**
+ * R2, broker faults, for server-backed transports. Runs the R1 soak (no kills
+ * by default) while the connection between workers and server suffers faults:
+ *
+ * - `proxy` (default): workers reach the server through the TCP fault proxy,
+ *   which cycles through reset, delay, drop and a blackhole longer than the
+ *   lease; the shared server is never touched.
+ * - `restart`: the real server is stopped and started mid-run with the commands
+ *   of `.ci/run` (Redis with `appendfsync always` for the run, restored after).
+ *
+ * Reports lost (0 for acknowledged enqueues), duplicates, throughput against
+ * an undisturbed run, and how long workers took to resume after each fault.
+ */
+import { FaultProxy } from "./fault-proxy.ts";
+import { runR1, type R1Result } from "./r1-soak.ts";
+import { redisMakeDurable, redisRestore, restartServer, type RedisDurability } from "./server-control.ts";
+import type { Target } from "./targets.ts";
+
+/** Options of {@link runR2}. */
+export interface R2Options {
+  target: Target;
+  mode?: "proxy" | "restart";
+  /** Jobs. Default 20,000. */
+  jobs?: number;
+  /** Worker processes. Default 2. */
+  workers?: number;
+  /** Concurrency per worker. Default 8. */
+  concurrency?: number;
+  /** Pause between faults, ms. Default 3000. */
+  faultEveryMs?: number;
+  /** Also SIGKILL a worker this often (ms). Default 0 (no kills). */
+  killEveryMs?: number;
+  verbose?: boolean;
+}
+
+/** One injected fault and how the workers came through it. */
+export interface FaultRecord {
+  fault: string;
+  /** How long the fault lasted (ms). */
+  lastedMs: number;
+  /** From the fault's end to the next completed job (ms); -1 when none came within 30 s or the run ended. */
+  resumedAfterMs: number;
+}
+
+/** What R2 measured. */
+export interface R2Result {
+  mode: "proxy" | "restart";
+  soak: R1Result;
+  faults: FaultRecord[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until `doneCount` rises above `from`, up to 30 s; the ms waited or -1. */
+async function resumed(doneCount: () => number, from: number, stop: AbortSignal): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < 30_000 && !stop.aborted) {
+    if (doneCount() > from) return Date.now() - start;
+    await sleep(25);
+  }
+  return -1;
+}
+
+type Injector = (doneCount: () => number, stop: AbortSignal) => Promise<FaultRecord | undefined>;
+
+function proxyFaults(proxy: FaultProxy): Injector[] {
+  const hold = async (name: string, on: () => void, off: () => void, ms: number, doneCount: () => number, stop: AbortSignal): Promise<FaultRecord> => {
+    on();
+    const began = Date.now();
+    await sleep(ms);
+    const before = doneCount();
+    off();
+    return { fault: name, lastedMs: Date.now() - began, resumedAfterMs: await resumed(doneCount, before, stop) };
+  };
+  return [
+    async (doneCount, stop) => {
+      const before = doneCount();
+      proxy.reset();
+      return { fault: "reset", lastedMs: 0, resumedAfterMs: await resumed(doneCount, before, stop) };
+    },
+    (doneCount, stop) => hold("delay 200 ms", () => proxy.delay(200), () => proxy.delay(0), 2000, doneCount, stop),
+    (doneCount, stop) => hold("drop", () => proxy.drop(true), () => proxy.drop(false), 1500, doneCount, stop),
+    (doneCount, stop) => hold("blackhole 3 s (past the 2 s lease)", () => proxy.blackhole(true), () => proxy.blackhole(false), 3000, doneCount, stop),
+  ];
+}
+
+function restartFaults(target: Target, durable: RedisDurability | undefined): Injector[] {
+  return [
+    async (doneCount, stop) => {
+      const before = doneCount();
+      const lastedMs = await restartServer(target.name as "redis" | "postgres" | "amqp", durable ? { durable } : {});
+      return { fault: `restart ${target.name}`, lastedMs, resumedAfterMs: await resumed(doneCount, before, stop) };
+    },
+  ];
+}
+
+/** Run R2 once on a server-backed `target`. */
+export async function runR2(options: R2Options): Promise<R2Result> {
+  const { target } = options;
+  if (target.port === undefined) throw new Error(`R2 needs a server-backed transport, not ${target.name}`);
+  const mode = options.mode ?? "proxy";
+  const faults: FaultRecord[] = [];
+  const stop = new AbortController();
+  let proxy: FaultProxy | undefined;
+  let durable: RedisDurability | undefined;
+  let loop: Promise<void> = Promise.resolve();
+  try {
+    let workerUrls = [target.url];
+    let injectors: Injector[];
+    if (mode === "proxy") {
+      proxy = new FaultProxy({ targetHost: "127.0.0.1", targetPort: target.port });
+      // The first worker goes through the proxy, the others straight to the server: a partial
+      // partition, so a blackholed worker's leases run out and another worker takes them over.
+      workerUrls = [target.viaPort(await proxy.start()), target.url];
+      injectors = proxyFaults(proxy);
+    } else {
+      if (target.name === "redis") durable = await redisMakeDurable();
+      injectors = restartFaults(target, durable);
+    }
+    const soak = await runR1({
+      target,
+      jobs: options.jobs ?? 20_000,
+      workers: options.workers ?? 2,
+      concurrency: options.concurrency ?? 8,
+      killEveryMs: options.killEveryMs ?? 0,
+      workerUrls,
+      verbose: options.verbose ?? false,
+      deadlineMs: 600_000,
+      onStart: ({ doneCount }) => {
+        loop = (async () => {
+          for (let i = 0; !stop.signal.aborted; i++) {
+            await sleep(options.faultEveryMs ?? 3000);
+            if (stop.signal.aborted) break;
+            const record = await injectors[i % injectors.length]!(doneCount, stop.signal);
+            if (record) faults.push(record);
+            // A restart is one fault per run: enough to see recovery without hammering a shared server.
+            if (mode === "restart") break;
+          }
+        })();
+      },
+    });
+    stop.abort();
+    await loop;
+    return { mode, soak, faults };
+  } finally {
+    stop.abort();
+    await loop.catch(() => undefined);
+    await proxy?.close();
+    if (durable) await redisRestore(durable);
+  }
+}
+
+/** Lines summing up an R2 result. */
+export function describeR2(r: R2Result): string {
+  const s = r.soak;
+  const c = s.check;
+  const lines = [
+    `R2 ${s.transport} (${r.mode}): ${c.acked} jobs acked (${c.failedSends} sends failed), lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}), ` +
+      `${s.throughput}/s over ${(s.elapsedMs / 1000).toFixed(1)} s, drained ${s.drained}, stale completions refused ${s.leaseLost}, warnings ${JSON.stringify(s.warnings)}`,
+  ];
+  for (const f of r.faults) lines.push(`  ${f.fault}: lasted ${f.lastedMs} ms, resumed ${f.resumedAfterMs < 0 ? "not seen" : `${f.resumedAfterMs} ms`} after`);
+  return lines.join("\n");
+}

@@ -1,0 +1,178 @@
+/**
+ * R4, handler faults: handlers that throw, exceed their timeout, hang ignoring
+ * the abort, call `process.exit`, leave a rejection unhandled, or leak memory
+ * until the process dies (in a worker with a small heap), mixed with no-op
+ * jobs. Poison messages must reach the dead-letter store after exactly N
+ * attempts (crashes count: the worker's `WORKER_CRASHED` rule) and the other
+ * jobs must keep flowing with nothing lost.
+ */
+import { join } from "node:path";
+import { createTransport, isInspectable, type Transport } from "../../src/index.ts";
+import { CHAOS_TASKS, POISON_FAULTS, type FaultKind } from "./chaos-tasks.ts";
+import { check, type CheckResult } from "./checker.ts";
+import { EnqueueHistory } from "./history.ts";
+import { Ledger } from "./ledger.ts";
+import { produce } from "./producer.ts";
+import { Supervisor } from "./supervisor.ts";
+import type { Target } from "./targets.ts";
+
+/** Options of {@link runR4}. */
+export interface R4Options {
+  target: Target;
+  /** No-op jobs mixed in (half on each channel). Default 2,000. */
+  jobs?: number;
+  /** Poison messages per fault kind. Default 3. */
+  poison?: number;
+  /** Attempts of a poison message (N). Default 3. */
+  attempts?: number;
+  /** Messages whose handler leaves a rejection unhandled and then succeeds. Default 20. */
+  unhandled?: number;
+  /** Regular worker processes. Default 2. */
+  workers?: number;
+  /** Concurrency per regular worker. Default 8. */
+  concurrency?: number;
+  /** Heap of the worker that runs the leaking task, MB. Default 64. */
+  leakHeapMb?: number;
+  /** Install the process-level unhandledRejection guard in workers. Default true. */
+  guardRejections?: boolean;
+  /** Give up after this long (ms). Default 180,000. */
+  deadlineMs?: number;
+  verbose?: boolean;
+}
+
+/** How one fault kind ended. */
+export interface FaultOutcome {
+  kind: FaultKind;
+  messages: number;
+  /** Messages in the dead-letter store at the end. */
+  dead: number;
+  /** Dead messages whose last recorded failure is attempt N. */
+  deadAtN: number;
+  /** Handler runs (ledger `start` rows) in all. */
+  runs: number;
+  /** Highest attempt whose handler ran (must be at most N). */
+  maxAttemptRun: number;
+  /** Codes of the final error, counted. */
+  finalCodes: Record<string, number>;
+}
+
+/** What R4 measured. */
+export interface R4Result {
+  transport: string;
+  attempts: number;
+  faults: FaultOutcome[];
+  /** No-op and unhandled-rejection jobs: the ones that must complete. */
+  check: CheckResult;
+  crashes: number;
+  crashReasons: Record<string, number>;
+  rejectionsCaught: number;
+  drained: boolean;
+  elapsedMs: number;
+  /** No-op completions per second while faults ran. */
+  throughput: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MAIN = "chaos-r4";
+const LEAK = "chaos-r4-leak";
+
+/** Run R4 once on `target`. */
+export async function runR4(options: R4Options): Promise<R4Result> {
+  const jobs = options.jobs ?? 2000;
+  const poison = options.poison ?? 3;
+  const attempts = options.attempts ?? 3;
+  const ledgerPath = join(options.target.dir, `ledger-r4-${Date.now()}.db`);
+  const ledger = new Ledger(ledgerPath);
+  const history = new EnqueueHistory();
+  const transport: Transport = await createTransport(options.target.url);
+  const base = { url: options.target.url, ledger: ledgerPath, lease: "2s", guardRejections: options.guardRejections ?? true };
+  const regular = { config: { ...base, channels: [MAIN], concurrency: options.concurrency ?? 8 } };
+  const leaker = { config: { ...base, channels: [LEAK], concurrency: 4 }, heapMb: options.leakHeapMb ?? 64 };
+  const supervisor = new Supervisor([...Array.from({ length: options.workers ?? 2 }, () => regular), leaker], { verbose: options.verbose ?? false });
+  const mustComplete = [CHAOS_TASKS.noop, CHAOS_TASKS.unhandled];
+  try {
+    await supervisor.start();
+    const started = Date.now();
+    const sends: Promise<void>[] = [];
+    for (const kind of POISON_FAULTS) {
+      const channel = kind === "leak" ? LEAK : MAIN;
+      sends.push(produce({ transport, history, channel, task: CHAOS_TASKS[kind], count: poison, maxAttempts: attempts }));
+    }
+    sends.push(produce({ transport, history, channel: MAIN, task: CHAOS_TASKS.unhandled, count: options.unhandled ?? 20, maxAttempts: 1000 }));
+    sends.push(produce({ transport, history, channel: MAIN, task: CHAOS_TASKS.noop, count: Math.ceil(jobs / 2), maxAttempts: 1000, batch: 100 }));
+    sends.push(produce({ transport, history, channel: LEAK, task: CHAOS_TASKS.noop, count: Math.floor(jobs / 2), maxAttempts: 1000, batch: 100 }));
+    await Promise.all(sends);
+    const poisonIds = new Map<FaultKind, string[]>(POISON_FAULTS.map((k) => [k, history.ackedIds(CHAOS_TASKS[k])]));
+    const owed = mustComplete.reduce((n, t) => n + history.ackedIds(t).length, 0);
+    const deadline = started + (options.deadlineMs ?? 180_000);
+    let drained = false;
+    let noopDoneAt = 0;
+    while (Date.now() < deadline) {
+      await sleep(500);
+      const done = ledger.doneCount();
+      if (done >= owed && noopDoneAt === 0) noopDoneAt = Date.now();
+      if (done < owed || !isInspectable(transport)) continue;
+      let allDead = true;
+      for (const ids of poisonIds.values()) {
+        for (const id of ids) if ((await transport.get(id))?.state !== "dead") allDead = false;
+      }
+      if (allDead) {
+        drained = true;
+        break;
+      }
+    }
+    const elapsedMs = Date.now() - started;
+    await supervisor.stop();
+    const starts = ledger.rows("start");
+    const faults: FaultOutcome[] = [];
+    for (const [kind, ids] of poisonIds) {
+      const task = CHAOS_TASKS[kind];
+      const mine = starts.filter((r) => r.task === task);
+      const outcome: FaultOutcome = { kind, messages: ids.length, dead: 0, deadAtN: 0, runs: mine.length, maxAttemptRun: Math.max(0, ...mine.map((r) => r.attempt)), finalCodes: {} };
+      if (isInspectable(transport)) {
+        for (const id of ids) {
+          const record = await transport.get(id);
+          if (record?.state !== "dead") continue;
+          outcome.dead++;
+          const last = record.errors.at(-1);
+          if (last?.attempt === attempts) outcome.deadAtN++;
+          const code = last?.code ?? "none";
+          outcome.finalCodes[code] = (outcome.finalCodes[code] ?? 0) + 1;
+        }
+      }
+      faults.push(outcome);
+    }
+    const result = check(history, ledger.rows("done"), mustComplete);
+    const noopMs = (noopDoneAt || Date.now()) - started;
+    const s = supervisor.stats;
+    return {
+      transport: options.target.name,
+      attempts,
+      faults,
+      check: result,
+      crashes: s.crashes,
+      crashReasons: s.crashReasons,
+      rejectionsCaught: s.rejections,
+      drained,
+      elapsedMs,
+      throughput: Math.round((result.acked / noopMs) * 1000),
+    };
+  } finally {
+    await supervisor.stop();
+    await transport.close();
+    ledger.close();
+  }
+}
+
+/** Lines summing up an R4 result. */
+export function describeR4(r: R4Result): string {
+  const c = r.check;
+  const lines = [
+    `R4 ${r.transport}: N=${r.attempts}, ${c.acked} jobs that must complete: lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates}; ` +
+      `crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
+  ];
+  for (const f of r.faults) {
+    lines.push(`  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}`);
+  }
+  return lines.join("\n");
+}
