@@ -2,7 +2,7 @@
  * R3: model-based property test of the transport contract. fast-check drives
  * enqueue, receive, heartbeat (extend), complete (ack), cancel, fail (retry),
  * snooze, dead-letter, lease expiry (by advancing a VirtualClock), stale and
- * forged tokens against a tiny model, and after every step compares each
+ * forged tokens, and restarts (close and reopen the store) against a tiny model, and after every step compares each
  * message's stored state and attempt with the model.
  *
  * Invariants checked:
@@ -53,6 +53,8 @@ interface Model {
 interface Real {
   transport: Transport & Inspectable;
   clock: VirtualClock;
+  /** Close the store and open it again (a process restart), where the store outlives its handle. */
+  reopen?: (old: Transport & Inspectable) => Promise<Transport & Inspectable>;
 }
 
 type Cmd = fc.AsyncCommand<Model, Real>;
@@ -225,6 +227,16 @@ class Advance implements Cmd {
 const enqueue = fc.tuple(fc.constantFrom(0, 0, 0, 50, 500), fc.integer({ min: -2, max: 2 })).map(([d, p]) => new Enqueue(d, p));
 const receive = fc.tuple(fc.integer({ min: 1, max: 4 }), fc.constantFrom(100, 1000)).map(([n, l]) => new Receive(n, l));
 // Enqueue and receive are listed twice: they feed every other command.
+/** A restart: leases, due times and attempts all survive it (a no-op for the in-memory store). */
+class Restart implements Cmd {
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    if (r.reopen) r.transport = await r.reopen(r.transport);
+    await compare(m, r);
+  }
+  toString = () => "restart";
+}
+
 const commands = [
   enqueue,
   enqueue,
@@ -236,14 +248,33 @@ const commands = [
   fc.tuple(fc.nat(), fc.constantFrom(100, 2000)).map(([p, l]) => new Extend(p, l)),
   fc.nat().map((p) => new Forged(p)),
   fc.constantFrom(1, 60, 150, 600, 1200).map((ms) => new Advance(ms)),
+  fc.constant(null).map(() => new Restart()),
 ];
 
 const dir = mkdtempSync(join(tmpdir(), "ferry-model-"));
 let files = 0;
 
-const subjects: { name: string; open: (clock: VirtualClock) => Transport & Inspectable }[] = [
-  { name: "memory", open: (clock) => new MemoryTransport({ clock }) },
-  { name: "sqlite", open: (clock) => new SqliteTransport({ path: join(dir, `model-${files++}.db`), clock, watch: false }) },
+interface Subject {
+  name: string;
+  open: (clock: VirtualClock) => Real;
+}
+
+const subjects: Subject[] = [
+  { name: "memory", open: (clock) => ({ transport: new MemoryTransport({ clock }), clock }) },
+  {
+    name: "sqlite",
+    open: (clock) => {
+      const path = join(dir, `model-${files++}.db`);
+      return {
+        transport: new SqliteTransport({ path, clock, watch: false }),
+        clock,
+        reopen: async (old) => {
+          await old.close();
+          return new SqliteTransport({ path, clock, watch: false });
+        },
+      };
+    },
+  },
 ];
 
 describe("R3 transport model", () => {
@@ -254,13 +285,12 @@ describe("R3 transport model", () => {
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 60, size: "max" }), async (cmds) => {
           const clock = new VirtualClock(1_700_000_000_000);
-          const transport = subject.open(clock);
+          const real = subject.open(clock);
           try {
-            await fc.asyncModelRun(async () => ({ model: { messages: new Map(), issued: [], seq: 0 }, real: { transport, clock } }), cmds);
-            const pending = clock.pendingSleepers;
-            assert.equal(pending, 0, "no receive is left waiting");
+            await fc.asyncModelRun(async () => ({ model: { messages: new Map(), issued: [], seq: 0 }, real }), cmds);
+            assert.equal(clock.pendingSleepers, 0, "no receive is left waiting");
           } finally {
-            await transport.close();
+            await real.transport.close();
           }
         }),
         { numRuns: 60 },
