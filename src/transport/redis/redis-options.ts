@@ -2,6 +2,7 @@
  * Options of the Redis transport, and how a `redis://` URL maps onto them.
  */
 import type { RedisOptions } from "ioredis";
+import type { Clock } from "../../core/clock.ts";
 import { parseDuration, type Duration } from "../../core/duration.ts";
 import { FerryError } from "../../core/errors.ts";
 
@@ -43,6 +44,12 @@ export interface RedisTransportOptions {
   checkServer?: boolean;
   /** Messages per Lua call in a bulk send; larger sends run as one MULTI of several calls. Default `1000`. */
   sendChunk?: number;
+  /**
+   * For tests only: take "now" from this clock instead of the Redis server's
+   * `TIME`, and sleep on it while waiting (no wake-up on send then). Default:
+   * the server's clock, which is what production wants.
+   */
+  clock?: Clock;
 }
 
 /** A retention rule as the scripts take it: -1 means no limit. */

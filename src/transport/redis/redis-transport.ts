@@ -8,7 +8,7 @@
  * header of each `lua/*.lua`.
  */
 import { Redis } from "ioredis";
-import { systemClock } from "../../core/clock.ts";
+import { systemClock, type Clock } from "../../core/clock.ts";
 import { checkEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError, isFerryError } from "../../core/errors.ts";
 import { assertChannel } from "../../core/names.ts";
@@ -80,6 +80,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   readonly #completed: ResolvedRule;
   readonly #dead: ResolvedRule;
   readonly #sendChunk: number;
+  readonly #clock: Clock | undefined;
   #closed = false;
 
   private constructor(client: Redis, options: RedisTransportOptions) {
@@ -90,6 +91,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.#completed = resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed");
     this.#dead = resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead");
     this.#sendChunk = options.sendChunk ?? 1000;
+    this.#clock = options.clock;
     if (!Number.isInteger(this.#sendChunk) || this.#sendChunk < 1) throw new FerryError("INVALID_OPTION", "sendChunk must be a whole number >= 1", { details: { option: "sendChunk" } });
     this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
     this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
@@ -140,7 +142,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (this.#closed) throw new FerryError("TRANSPORT_CLOSED", `the redis transport (${this.target}, prefix "${this.prefix}") is closed; open a new one to continue`);
   }
 
+  /** The scripts' first argument: the prefix, with the test clock's now when there is one. */
+  #head(): string {
+    return this.#clock ? `${this.prefix}@${Math.floor(this.#clock.now())}` : this.prefix;
+  }
+
   async #run(name: ScriptName, args: (string | number)[]): Promise<unknown[]> {
+    if (this.#clock) args[0] = this.#head();
     try {
       return (await runScript(this.#client, name, args)) as unknown[];
     } catch (err) {
@@ -179,7 +187,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     } else {
       // Several calls, all or nothing: one MULTI.
       const multi = this.#client.multi();
-      for (const args of chunks) queueScript(multi, "send", args);
+      for (const args of chunks) queueScript(multi, "send", [this.#head(), ...args.slice(1)]);
       let results: [Error | null, unknown][] | null;
       try {
         results = await multi.exec();
@@ -208,7 +216,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     for (const ch of channels) assertChannel(ch);
     const unique = channels.length === 1 ? channels : [...new Set(channels)];
     const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...unique];
-    const started = performance.now();
+    const elapsed = this.#clock ? ((start) => () => this.#clock!.now() - start)(this.#clock.now()) : ((start) => () => performance.now() - start)(performance.now());
     for (;;) {
       if (this.#closed) return [];
       let reply: unknown[];
@@ -220,12 +228,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       }
       if (reply.length > 3) return parseDeliveries(reply, Math.round(leaseMs));
       if (!(waitMs > 0) || signal?.aborted || this.#closed) return [];
-      const remaining = waitMs - (performance.now() - started);
+      const remaining = waitMs - elapsed();
       if (remaining <= 0) return [];
       const now = Number(reply[0]);
       const nextDue = Number(reply[1]);
       const ms = nextDue >= 0 ? Math.min(remaining, Math.max(0, nextDue - now)) : remaining;
-      if (ms > 0 && !(await this.#waiter.wait(unique, ms, signal))) {
+      if (ms > 0 && this.#clock) await this.#clock.sleep(ms, signal);
+      else if (ms > 0 && !(await this.#waiter.wait(unique, ms, signal))) {
         // The wait was cut short (lost connection, refused command): pause briefly
         // rather than spin on the receive script until the connection is back.
         await systemClock.sleep(Math.min(ms, WAIT_RETRY_MS), signal);

@@ -18,12 +18,23 @@
 --   P:channels set    every channel ever sent to
 --   P:paused   set    paused channels
 --   P:tok      string lease token counter
+-- ARGV[1] may carry a test clock after '@' ("prefix@1700000000000"): then that is "now"
+-- instead of the server's TIME (RedisTransportOptions.clock, for tests only).
 local P = ARGV[1]
+local CLOCK = nil
+do
+  local at = string.find(P, '@', 1, true)
+  if at then
+    CLOCK = tonumber(string.sub(P, at + 1))
+    P = string.sub(P, 1, at - 1)
+  end
+end
 local BAND = 4398046511104 -- 2^42: runAt range within one priority band
 local MAX_ERRORS = 10
 local NOTIFY_CAP = 16
 
 local function now_ms()
+  if CLOCK then return CLOCK end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end

@@ -1,6 +1,7 @@
 -- receive.lua: lease up to `max` due messages across channels, highest priority first, then
--- oldest due, then id. Before choosing, moves due delayed messages and expired leases of
--- those channels back to ready (at most `cap` of each per channel per call). Paused channels are skipped.
+-- oldest due, then id. Due messages are the ready ones, the delayed ones now due (moved to
+-- ready first) and those whose lease ended (at most `cap` of each of the last two per channel
+-- per call). Paused channels are skipped.
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix, ARGV[2] max, ARGV[3] leaseMs, ARGV[4] cap, ARGV[5..] channels.
 -- Returns: { now, nextDue, token, id1, envelopeJSON1, attempt1, runAt1, id2, ... }
@@ -20,36 +21,43 @@ for i = 5, #ARGV do
   if redis.call('SISMEMBER', paused, ARGV[i]) == 0 then chans[#chans + 1] = ARGV[i] end
 end
 
--- Bring due delayed messages and expired leases back to ready.
+-- Due delayed messages move to ready (no visible change: waiting either way).
+-- Expired leases stay active, their token still honoured, until a receive chooses them.
 local zb = zbatch()
+local cands = {}
 for _, ch in ipairs(chans) do
-  local rk = P .. ':r:' .. ch
-  for pass = 1, 2 do
-    local from = (pass == 1) and (P .. ':d:' .. ch) or (P .. ':a:' .. ch)
-    local ids = redis.call('ZRANGEBYSCORE', from, '-inf', now_text, 'LIMIT', 0, cap)
-    if #ids > 0 then
-      for _, id in ipairs(ids) do
-        local hk = P .. ':h:' .. id
-        local sc = redis.call('HGET', hk, 'sc')
-        if sc then zbatch_add(zb, rk, sc, id) end
-        if pass == 2 then redis.call('HSET', hk, 'st', 'waiting') end
-      end
-      zrem_many(from, ids)
+  local dk = P .. ':d:' .. ch
+  local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', now_text, 'LIMIT', 0, cap)
+  if #ids > 0 then
+    local rk = P .. ':r:' .. ch
+    for _, id in ipairs(ids) do
+      local sc = redis.call('HGET', P .. ':h:' .. id, 'sc')
+      if sc then zbatch_add(zb, rk, sc, id) end
     end
+    zrem_many(dk, ids)
+  end
+  local ak = P .. ':a:' .. ch
+  local expired = redis.call('ZRANGEBYSCORE', ak, '-inf', now_text, 'LIMIT', 0, cap)
+  if #expired > 0 then
+    local orphans = {}
+    for _, id in ipairs(expired) do
+      local sc = redis.call('HGET', P .. ':h:' .. id, 'sc')
+      if sc then cands[#cands + 1] = { id, ch, sc, tonumber(sc), true } else orphans[#orphans + 1] = id end
+    end
+    if #orphans > 0 then zrem_many(ak, orphans) end
   end
 end
 zbatch_flush(zb)
 
--- Choose: per channel its first `max` ready, merged by (score, id).
+-- Choose: the first `max` of each channel's ready set and its expired leases, merged by (score, id).
 local chosen = {}
-if #chans == 1 then
+if #chans == 1 and #cands == 0 then
   local r = redis.call('ZRANGE', P .. ':r:' .. chans[1], 0, max - 1, 'WITHSCORES')
   for j = 1, #r, 2 do chosen[#chosen + 1] = { r[j], chans[1], r[j + 1] } end
-elseif #chans > 1 then
-  local cands = {}
+elseif #chans > 0 then
   for _, ch in ipairs(chans) do
     local r = redis.call('ZRANGE', P .. ':r:' .. ch, 0, max - 1, 'WITHSCORES')
-    for j = 1, #r, 2 do cands[#cands + 1] = { r[j], ch, r[j + 1], tonumber(r[j + 1]) } end
+    for j = 1, #r, 2 do cands[#cands + 1] = { r[j], ch, r[j + 1], tonumber(r[j + 1]), false } end
   end
   table.sort(cands, function(x, y)
     if x[4] ~= y[4] then return x[4] < y[4] end
@@ -81,7 +89,7 @@ for _, c in ipairs(chosen) do
   local id, ch = c[1], c[2]
   local hk = P .. ':h:' .. id
   local json = redis.call('GET', P .. ':m:' .. id)
-  per_channel[ch] = (per_channel[ch] or 0) + 1
+  if not c[5] then per_channel[ch] = (per_channel[ch] or 0) + 1 end
   if json then
     local v = redis.call('HMGET', hk, 'a', 'r')
     local attempt = next_attempt(v[1] or '0')
