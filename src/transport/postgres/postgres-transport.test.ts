@@ -155,6 +155,12 @@ if (skip) {
       }
     });
 
+    it("an unreachable server is TRANSPORT_UNAVAILABLE", async () => {
+      const url = new URL(SERVERS.postgres);
+      url.port = "1";
+      await assert.rejects(PostgresTransport.open({ connectionString: url.toString(), schema: schemaFor("down") }), (err: unknown) => isFerryError(err, "TRANSPORT_UNAVAILABLE"));
+    });
+
     it("a bad schema name is refused with INVALID_NAME", async () => {
       for (const schema of ["Ferry", "ferry; DROP TABLE x", 'a"b', "", "pg_catalog", "x".repeat(49), "1abc"]) {
         await assert.rejects(PostgresTransport.open({ connectionString: SERVERS.postgres, schema }), (err: unknown) => isFerryError(err, "INVALID_NAME"), schema);
