@@ -451,6 +451,20 @@ export class Ferry {
     return { pending, lateReplies };
   }
 
+  /**
+   * Consume an exchange that Ferry does not own (RabbitMQ) and turn each message
+   * into a task; the source message is acked only once the task is enqueued.
+   * See docs/amqp.md for the options.
+   */
+  async bridge(options: Record<string, unknown> & { to: TaskDefinition }): Promise<{ close(): Promise<void> }> {
+    const { startBridge } = (await import("../transport/amqp/bridge.ts")) as { startBridge: (f: Ferry, o: unknown) => Promise<{ close(): Promise<void> }> };
+    const bridge = await startBridge(this, options);
+    this.#bridges.add(bridge);
+    return bridge;
+  }
+
+  #bridges = new Set<{ close(): Promise<void> }>();
+
   /** Make a worker for this Ferry's tasks. Call `start()` on it. */
   worker(options: WorkerOptions = {}): Worker {
     const host: WorkerHost = {
@@ -468,6 +482,7 @@ export class Ferry {
   /** Stop every worker made here (gracefully), then close the transports. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    await Promise.all([...this.#bridges].map((b) => b.close()));
     await Promise.all([...this.#workers].map((w) => w.stop()));
     this.#closed = true;
     await Promise.all([...this.#inboxes.values()].map(async (p) => (await p).close()));
