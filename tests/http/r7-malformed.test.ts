@@ -33,7 +33,7 @@ interface Case {
   method: string;
   path: string;
   headers: Record<string, string>;
-  body?: string | Uint8Array;
+  body?: string;
   /** Statuses this kind may answer. */
   allowed: number[];
   /** Raw bytes for the socket instead of fetch. */
