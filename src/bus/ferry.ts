@@ -439,16 +439,18 @@ export class Ferry {
     return inbox;
   }
 
-  /** Request/reply figures: callers waiting now and replies that came too late. */
-  async requestStats(): Promise<{ pending: number; lateReplies: number }> {
+  /** Request/reply figures: callers waiting now, replies that came too late, and this process's inbox channels. */
+  async requestStats(): Promise<{ pending: number; lateReplies: number; inboxes: string[] }> {
     let pending = 0;
     let lateReplies = 0;
+    const inboxes: string[] = [];
     for (const p of this.#inboxes.values()) {
       const inbox = await p;
       pending += inbox.pending;
       lateReplies += inbox.lateReplies;
+      inboxes.push(inbox.channel);
     }
-    return { pending, lateReplies };
+    return { pending, lateReplies, inboxes };
   }
 
   /**
