@@ -19,6 +19,8 @@ export interface R1Options {
   target: Target;
   /** Jobs to enqueue. Default 10,000. */
   jobs?: number;
+  /** Enqueue for this long (ms) instead of a fixed count, keeping at most 5,000 unfinished. Default: use `jobs`. */
+  durationMs?: number;
   /** Worker processes. Default 2. */
   workers?: number;
   /** Concurrency per worker. Default 8. */
@@ -96,8 +98,9 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     options.onStart?.({ doneCount: () => ledger.doneCount(), stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
     if (killEveryMs > 0) killer = setInterval(() => supervisor.killRandom(), killEveryMs);
     let producing = true;
-    const producer = produce({ transport, history, channel, task: CHAOS_TASKS.noop, count: jobs, maxAttempts: 1000 }).finally(() => (producing = false));
-    const deadline = started + (options.deadlineMs ?? 300_000);
+    const timed = options.durationMs === undefined ? {} : { until: started + options.durationMs, backlog: () => history.counts().acked - ledger.doneCount() };
+    const producer = produce({ transport, history, channel, task: CHAOS_TASKS.noop, count: jobs, maxAttempts: 1000, ...timed }).finally(() => (producing = false));
+    const deadline = started + (options.deadlineMs ?? 300_000) + (options.durationMs ?? 0);
     let drained = false;
     let lastTick = 0;
     while (Date.now() < deadline) {
@@ -142,7 +145,7 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     const s = supervisor.stats;
     return {
       transport: options.target.name,
-      jobs,
+      jobs: history.counts().acked + history.counts().failed,
       workers,
       concurrency,
       killEveryMs,
