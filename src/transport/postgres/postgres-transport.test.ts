@@ -125,6 +125,7 @@ if (skip) {
       const t = await open("tx");
       try {
         await assert.rejects(t.sendWithin({}, [msg("x")]), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
+        await assert.rejects(t.sendWithin(pool, [msg("x")]), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
       } finally {
         await t.close();
       }

@@ -157,8 +157,8 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
    */
   async sendWithin(transaction: unknown, messages: readonly Envelope[]): Promise<SendReceipt[]> {
     this.#checkOpen();
-    if (typeof (transaction as Partial<Queryable> | null)?.query !== "function") {
-      throw new FerryError("INVALID_OPTION", "sendWithin needs a pg Client or PoolClient inside BEGIN", { details: { option: "transaction" } });
+    if (typeof (transaction as Partial<Queryable> | null)?.query !== "function" || transaction instanceof pg.Pool) {
+      throw new FerryError("INVALID_OPTION", "sendWithin needs a pg Client or PoolClient inside BEGIN (a Pool runs each query in its own transaction; check a client out with pool.connect())", { details: { option: "transaction" } });
     }
     return this.#send(transaction as Queryable, messages);
   }
