@@ -58,6 +58,8 @@ export interface FerryEvents {
   "lease:lost": { id: string; task: string; channel: string };
   warning: { code: string; message: string; error?: Error };
   "worker:state": { state: "starting" | "running" | "draining" | "stopped"; active: number };
+  /** Live figures per executor process of a process pool, about once a second. */
+  "pool:executors": { executors: Array<{ pid: number; tasksDone: number; rss: number; retiring: boolean; current: Array<{ task: string; id: string; ageMs: number }> }> };
 }
 
 type Listener<T> = (event: T) => void;

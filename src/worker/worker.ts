@@ -52,6 +52,8 @@ export interface Executor {
   run(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController): Promise<unknown>;
   /** Release the executor's resources when the worker stops. */
   close?(): Promise<void>;
+  /** Called once at start with the Ferry's event stream, for figures and warnings. */
+  attach?(events: EventStream<FerryEvents>): void;
 }
 
 /** The default executor: handlers run in this process. */
@@ -137,6 +139,7 @@ export class Worker {
   async start(): Promise<void> {
     if (this.#state !== "idle") throw new FerryError("INVALID_OPTION", `worker already ${this.#state}; create a new worker to start again`);
     this.#state = "starting";
+    this.#executor.attach?.(this.#host.events);
     this.#emitState();
     const channels = this.#options.channels ?? this.#host.defaultChannels();
     if (channels.length === 0) throw new FerryError("INVALID_OPTION", "worker has no channels: register tasks first or pass channels", { details: { option: "channels" } });

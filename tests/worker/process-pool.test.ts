@@ -33,6 +33,9 @@ describe("process pool", () => {
     await worker.start();
     await until(() => runs.length === 20, "20 runs");
     assert.ok(runs.every((r) => r.status === "completed"));
+    const figures: number[] = [];
+    ferry.events.on("pool:executors", (e) => figures.push(e.executors.reduce((n, x) => n + x.tasksDone, 0)));
+    await until(() => figures.length > 0 && figures.at(-1) === 20, "executor figures counting 20 tasks", 5000);
     const pids = new Set(runs.map((r) => (r.result as { pid: number }).pid));
     assert.ok(!pids.has(process.pid), "no handler ran in the worker process");
     assert.equal(pids.size, 2, "both executors took work");

@@ -106,6 +106,17 @@ export class ProcessPool implements Executor {
   #slotWaiters: Array<() => void> = [];
   /** Children started in all, replacements included. */
   spawned = 0;
+  #figures: NodeJS.Timeout | undefined;
+
+  /** Report warnings and per-executor figures (`pool:executors`, once a second) on a Ferry's event stream. */
+  attach(events: EventStream<FerryEvents>): void {
+    this.#options.events ??= events;
+    clearInterval(this.#figures);
+    this.#figures = setInterval(() => {
+      if (events.has("pool:executors")) events.emit("pool:executors", { executors: this.stats() });
+    }, 1000);
+    this.#figures.unref();
+  }
 
   constructor(options: ProcessPoolOptions) {
     checkOptionKeys(options, OPTIONS, "process pool");
@@ -291,6 +302,7 @@ export class ProcessPool implements Executor {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#figures);
     this.#wakeSlots();
     await Promise.all(
       [...this.#children].map(
