@@ -70,6 +70,7 @@ export class ConnectionMonitor {
   #attempts = 0;
   #lastError = "";
   #stopped = false;
+  #everReady = false;
 
   /**
    * @param client the connection to watch
@@ -79,14 +80,15 @@ export class ConnectionMonitor {
    */
   constructor(client: Redis, readonly target: string, readonly warn: WarningHandler, readonly role: string) {
     client.on("error", (err: Error) => {
-      if (this.#stopped) return;
+      // Before the first connection, open() reports the failure itself.
+      if (this.#stopped || !this.#everReady) return;
       const text = err.message;
       if (text === this.#lastError) return;
       this.#lastError = text;
       this.warn(`ferry redis: ${role} to ${target}: ${text}`);
     });
     client.on("close", () => {
-      if (this.#stopped || this.#downSince !== 0) return;
+      if (this.#stopped || !this.#everReady || this.#downSince !== 0) return;
       this.#downSince = Date.now();
       this.#attempts = 0;
       this.warn(`ferry redis: lost the ${role} to ${target}; reconnecting. Sends, receives and acks wait for it (or fail after ioredis' retries)`);
@@ -97,6 +99,7 @@ export class ConnectionMonitor {
       if (this.#attempts % 10 === 0) this.warn(`ferry redis: still cannot reach ${target} after ${Math.round((Date.now() - this.#downSince) / 1000)} s (${this.#attempts} attempts); retrying`);
     });
     client.on("ready", () => {
+      this.#everReady = true;
       if (this.#stopped || this.#downSince === 0) return;
       this.warn(`ferry redis: reconnected the ${role} to ${target} after ${Date.now() - this.#downSince} ms`);
       this.#downSince = 0;

@@ -60,7 +60,7 @@ const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const BAND = 2 ** 42;
 
-/** A ready message's score: priority first (higher first), then due time; exact in a double. Mirrors `ready_score` in lua/lib.lua. */
+/** A ready message's score: priority first (higher first), then due time; exact in a double. Must agree with `rescore` in lua/lib.lua. */
 function readyScore(priority: number, runAt: number): string {
   const r = Math.min(Math.max(Math.floor(runAt), 0), BAND - 1);
   return String((1000 - priority) * BAND + r);
@@ -118,11 +118,17 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       client.disconnect();
       throw err;
     }
+    let firstError: Error | undefined;
+    const onError = (err: Error) => (firstError ??= err);
+    client.on("error", onError);
     try {
       await client.connect();
     } catch (err) {
       await transport.close();
-      throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot connect to Redis at ${redactUrl(url)}: ${(err as Error).message}; is the server running and the URL right?`, { cause: err });
+      const cause = firstError ?? (err as Error);
+      throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot connect to Redis at ${redactUrl(url)}: ${cause.message}; is the server running and the URL right?`, { cause });
+    } finally {
+      client.off("error", onError);
     }
     if (options.checkServer !== false) {
       for (const warning of serverWarnings(await readServerSettings(client), transport.target)) transport.#warn(warning);
