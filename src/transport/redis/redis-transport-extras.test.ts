@@ -241,6 +241,17 @@ describe("redis transport: beyond conformance", { skip }, () => {
     await assert.rejects(t.send([bad]), (err: unknown) => isFerryError(err, "INVALID_MESSAGE"));
   });
 
+  it("a send larger than sendChunk runs as one MULTI and keeps receipts in order", async () => {
+    const t = await transport(`${base}-chunks`, { sendChunk: 100 });
+    const sent = Array.from({ length: 350 }, () => msg("chunks"));
+    const again = sent[10]!;
+    const receipts = await t.send([...sent, again]);
+    assert.equal(receipts.length, 351);
+    assert.deepEqual(receipts.slice(0, 350), sent.map((m) => ({ id: m.id, deduplicated: false })));
+    assert.deepEqual(receipts[350], { id: again.id, deduplicated: true }, "the same id in a later chunk is stored once");
+    assert.equal((await t.counts()).find((c) => c.channel === "chunks")?.waiting, 350);
+  });
+
   it("opens from a URL with ?prefix and refuses unknown options", async () => {
     const url = new URL(SERVERS.redis);
     url.searchParams.set("prefix", `${base}-url`);
