@@ -144,17 +144,18 @@ describe("wire format (docs/wire-format.md)", () => {
     assert.equal(iso.runAt, Date.UTC(2030, 0, 1), "ISO 8601 times are read as ms");
   });
 
-  for (const [marker, tool, args] of [
-    ["sh-example", "sqlite3", (script: string) => ["sh", ["-c", script]]],
-    ["python-example", "python3", (script: string) => ["python3", ["-c", script]]],
-  ] as const) {
+  const examples: Array<{ marker: string; tool: string; run: (script: string) => [string, string[]] }> = [
+    { marker: "sh-example", tool: "sqlite3", run: (script) => ["sh", ["-c", script]] },
+    { marker: "python-example", tool: "python3", run: (script) => ["python3", ["-c", script]] },
+  ];
+  for (const { marker, tool, run } of examples) {
     const available = spawnSync(tool, ["--version"], { encoding: "utf8" }).status === 0;
     it(`the ${tool} example enqueues a message a worker runs`, { skip: available ? false : `${tool} is not installed` }, async () => {
       const cwd = join(dir, `ex${n++}`);
       mkdirSync(join(cwd, "data"), { recursive: true });
       const path = join(cwd, "data", "ferry.db");
       const { ferry, runs, waitFor } = await startWorker(path);
-      const [cmd, cmdArgs] = args(block(marker));
+      const [cmd, cmdArgs] = run(block(marker));
       const out = spawnSync(cmd, cmdArgs, { cwd, encoding: "utf8" });
       assert.equal(out.status, 0, out.stderr);
       await waitFor(1);
