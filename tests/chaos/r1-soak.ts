@@ -184,7 +184,7 @@ export function describeR1(r: R1Result): string {
   const c = r.check;
   return (
     `R1 ${r.transport}: ${c.acked} jobs acked, ${r.workers}x${r.concurrency}, kill every ${r.killEveryMs || "-"} ms, ` +
-    `kills ${r.kills}, crashes ${r.crashes}, lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}, ceiling ${r.ceiling}), ` +
+    `kills ${r.kills}, crashes ${r.crashes}, lost ${c.lost}${r.drained ? "" : ` (NOT DRAINED: states ${JSON.stringify(r.lostStates)})`}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}, ceiling ${r.ceiling}), ` +
     `${r.throughput}/s over ${(r.elapsedMs / 1000).toFixed(1)} s, drained ${r.drained}, completed sample ${r.completedSampled} (left completed ${r.leftCompleted}, pruned ${r.pruned}), worker start median ${r.startupMedianMs} ms`
   );
 }

@@ -169,7 +169,7 @@ export function describeR4(r: R4Result): string {
   const c = r.check;
   const lines = [
     `R4 ${r.transport}: N=${r.attempts}, ${c.acked} jobs that must complete: lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates}; ` +
-      `crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
+      `${r.drained ? "" : "NOT DRAINED (unfinished jobs count as lost above; they may still be queued), "}crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
   ];
   for (const f of r.faults) {
     lines.push(`  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}`);
