@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { createEnvelope, newId, type Envelope, type EnvelopeInit } from "../../src/core/envelope.ts";
 import { isFerryError } from "../../src/core/errors.ts";
-import { hasDeadLetterAdmin, isInspectable, type Delivery, type Transport } from "../../src/transport/types.ts";
+import { appendError, hasDeadLetterAdmin, isInspectable, isPausable, isPrunable, type AttemptError, type Delivery, type Transport } from "../../src/transport/types.ts";
 
 /** A declared skip: which tests, and why. */
 export interface ConformanceSkip {
@@ -396,6 +396,116 @@ export function runTransportConformance(options: ConformanceOptions): void {
       await Promise.all([drain(a), drain(b), drain(a), drain(b)]);
       assert.equal(seen.size, n);
       assert.deepEqual([...new Set(seen.values())], [1]);
+    });
+
+    test("an expired lease no one took again still accepts its ack", async () => {
+      const t = await transport();
+      const ch = unique("late-ack");
+      await t.send([msg(ch)]);
+      const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 100, waitMs: 0 });
+      await sleep(250);
+      assert.deepEqual(await t.ack([{ id: d!.message.id, token: d!.token }]), [true]);
+      assert.deepEqual(await t.receive({ channels: [ch], max: 1, leaseMs: 100, waitMs: 0 }), []);
+    });
+
+    test("a delayed high-priority message does not hold back due ones", async () => {
+      const t = await transport();
+      const ch = unique("prio-delay");
+      const later = msg(ch, { priority: 100, runAt: Date.now() + 60_000 });
+      const now = msg(ch, { priority: 0 });
+      await t.send([later, now]);
+      const got = await t.receive({ channels: [ch], max: 5, leaseMs: 30_000, waitMs: 0 });
+      assert.deepEqual(got.map((d) => d.message.id), [now.id]);
+    });
+
+    test("priority holds across channels in one receive", async () => {
+      const t = await transport();
+      const a = unique("xprio-a");
+      const b = unique("xprio-b");
+      const low = msg(a, { priority: 1 });
+      const high = msg(b, { priority: 9 });
+      await t.send([low, high]);
+      const [first] = await t.receive({ channels: [a, b], max: 1, leaseMs: 30_000, waitMs: 0 });
+      assert.equal(first?.message.id, high.id);
+    });
+
+    test("a null result is recorded as null", async () => {
+      const t = await transport();
+      if (!isInspectable(t)) return;
+      const ch = unique("null-result");
+      const m = msg(ch);
+      await t.send([m]);
+      const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 0 });
+      await t.ack([{ id: m.id, token: d!.token, result: null }]);
+      const rec = await t.get(m.id);
+      assert.equal(rec?.state, "completed");
+      assert.equal(rec?.result, null);
+    });
+
+    test("the error history is capped, keeping the first and the newest", async () => {
+      const t = await transport();
+      if (!isInspectable(t)) return;
+      const ch = unique("history");
+      const m = msg(ch, { maxAttempts: 50 });
+      await t.send([m]);
+      let expected: AttemptError[] = [];
+      for (let i = 1; i <= 14; i++) {
+        const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 2000 });
+        const error = { at: Date.now(), attempt: i, code: "HANDLER_FAILED", message: `failure ${i}` };
+        expected = appendError(expected, error);
+        assert.deepEqual(await t.retry([{ id: m.id, token: d!.token, runAt: Date.now(), attemptUsed: true, error }]), [true]);
+      }
+      assert.deepEqual((await t.get(m.id))?.errors, expected);
+    });
+
+    test("replaying a dead message whose dedupKey a live one holds", async () => {
+      const t = await transport();
+      if (!hasDeadLetterAdmin(t)) return;
+      const ch = unique("dedup-replay");
+      const key = unique("k");
+      const first = msg(ch, { dedupKey: key });
+      await t.send([first]);
+      const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 0 });
+      await t.deadLetter([{ id: first.id, token: d!.token, error: { at: Date.now(), attempt: 1, code: "X", message: "x" } }]);
+      const second = msg(ch, { dedupKey: key });
+      assert.deepEqual(await t.send([second]), [{ id: second.id, deduplicated: false }], "a dead message frees its key");
+      assert.deepEqual(await t.replay([first.id]), [first.id]);
+      const got = await receiveAll(t, [ch], 2, 2000);
+      assert.deepEqual(got.map((x) => x.message.id).sort(), [first.id, second.id].sort());
+    });
+
+    test("pause and resume a channel", async () => {
+      const t = await transport();
+      if (!isPausable(t)) return;
+      const ch = unique("pause");
+      await t.pause(ch);
+      assert.ok((await t.paused()).includes(ch));
+      await t.send([msg(ch)]);
+      assert.deepEqual(await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 300 }), [], "a paused channel delivers nothing");
+      const pending = t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 8000 });
+      await sleep(50);
+      await t.resume(ch);
+      assert.equal((await pending).length, 1, "resume wakes a waiting receive");
+      assert.ok(!(await t.paused()).includes(ch));
+    });
+
+    test("prune removes only finished messages before the cutoff", async () => {
+      const t = await transport();
+      if (!isPrunable(t) || !isInspectable(t)) return;
+      const ch = unique("prune");
+      const done = msg(ch);
+      const waiting = msg(ch, { runAt: Date.now() + 60_000 });
+      const active = msg(ch);
+      await t.send([done]);
+      const [d] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 0 });
+      await t.ack([{ id: done.id, token: d!.token }]);
+      await t.send([waiting, active]);
+      await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 0 });
+      await sleep(20);
+      assert.ok((await t.prune({ before: Date.now() + 1000 })) >= 1);
+      assert.equal(await t.get(done.id), null);
+      assert.equal((await t.get(waiting.id))?.state, "waiting");
+      assert.equal((await t.get(active.id))?.state, "active");
     });
 
     test("close is idempotent and later calls fail clearly", async () => {
