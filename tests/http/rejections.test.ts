@@ -175,3 +175,17 @@ describe("HTTP rejections", () => {
     await res.body?.cancel();
   });
 });
+
+describe("HTTP stream limits", () => {
+  it("429 TOO_MANY_STREAMS past sse.maxStreams, and close() ends open streams", async () => {
+    const api = await startApi({ sse: { maxStreams: 1 } });
+    const first = await api.call("GET", "/v1/stream");
+    assert.equal(first.status, 200);
+    const second = await api.call("GET", "/v1/stream?channel=emails");
+    assert.equal(second.status, 429);
+    assert.equal(await errorCode(second), "TOO_MANY_STREAMS");
+    const reading = first.text();
+    await api.stop(); // must not hang on the open stream
+    assert.match(await reading, /event: ready/);
+  });
+});
