@@ -7,6 +7,7 @@
  * plus an SVG plot. See docs/benchmarks.md for what each scenario measures.
  */
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import type { ChildItem, ChildJob } from "./child.ts";
@@ -31,7 +32,7 @@ const list = (value: string): string[] => value.split(",").map((s) => s.trim()).
 const program = new Command()
   .name("bench")
   .description("Ferry's benchmark harness: Ferry and its peers, each measurement in its own process")
-  .option("--quick", "a short indicative pass (smaller N, 1 run, no backlog scenario)", false)
+  .option("--quick", "a short indicative pass (smaller N, 3 s caps, 1 run, no backlog scenario)", false)
   .option("--systems <list>", `comma-separated systems (default: all): ${SYSTEM_NAMES.join(", ")}`, list)
   .option("--scenarios <list>", `comma-separated scenarios (default: all): ${SCENARIOS.map((s) => s.id).join(", ")}`, list)
   .option("--runs <n>", "runs per measurement (default 3; 1 with --quick)", positiveInt)
@@ -124,6 +125,7 @@ async function main(): Promise<number> {
   });
 
   const started = Date.now();
+  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(" ");
   for (let run = 1; run <= runs && !interrupted; run++) {
     for (const f of runnable) {
       for (const unit of units) {
@@ -176,6 +178,7 @@ async function main(): Promise<number> {
       facts,
       elapsedSeconds: elapsed,
       outFile,
+      loadAtStart,
       command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join("")}`,
     });
     writeFileSync(outFile, markdown);

@@ -24,6 +24,8 @@ export interface ReportInput {
   outFile: string;
   /** The command line that produced it. */
   command: string;
+  /** Load average when the run started. */
+  loadAtStart: string;
 }
 
 /** Columns of one scenario's table: metric name and header. */
@@ -102,8 +104,8 @@ function ratioSection(aggs: readonly Aggregate[], input: ReportInput): string[] 
   }
   const out = ["## Ferry / peer", ""];
   if (rows.length === 0) {
-    const reasons = [...new Set(input.measurements.filter((m) => ferries.some((f) => f.name === m.system) && m.reason).map((m) => m.reason!))];
-    out.push(`No Ferry system was measured in this run${reasons.length ? ` (${reasons.join("; ")})` : ""}, so there are no ratios yet. The table compares each Ferry system with every peer and raw client on the same server, on each scenario's headline metric (for tasks/s higher is better, so a ratio above 1 favours Ferry; for latencies lower is better, so a ratio below 1 favours Ferry).`, "");
+    const reasons = [...new Set(input.measurements.filter((m) => ferries.some((f) => f.name === m.system) && m.status === "skipped" && m.reason).map((m) => m.reason!))];
+    out.push(`No Ferry system and peer on the same server were both measured in this run${reasons.length ? ` (${reasons.join("; ")})` : ""}, so there are no ratios. The table compares each Ferry system with every peer and raw client on the same server, on each scenario's headline metric (for tasks/s higher is better, so a ratio above 1 favours Ferry; for latencies lower is better, so a ratio below 1 favours Ferry).`, "");
     return out;
   }
   out.push("Headline metric of each scenario, medians. For tasks/s a ratio above 1 favours Ferry; for latencies a ratio below 1 favours Ferry.", "");
@@ -137,7 +139,7 @@ export function writeReport(input: ReportInput): { markdown: string; svgs: Array
   md.push(`Produced by \`${input.command}\` in ${input.elapsedSeconds} s on ${new Date().toISOString().slice(0, 10)}.`, "");
 
   md.push("## How to run", "");
-  md.push("```sh", "npm run bench                       # full run: every system, every scenario, 3 runs, writes this file", "npm run bench -- --quick            # about two minutes, 1 run, smaller N", "npm run bench -- --systems bullmq,raw-redis --scenarios process-c50 --runs 5 --out - --json results.jsonl", "npm run bench -- --list             # systems and scenarios", "```", "");
+  md.push("```sh", "npm run bench                       # full run: every system, every scenario, 3 runs, writes this file", "npm run bench -- --quick            # 1 run, smaller N, no backlog: a few minutes for all systems (less on a quiet machine)", "npm run bench -- --systems bullmq,raw-redis --scenarios process-c50 --runs 5 --out - --json results.jsonl", "npm run bench -- --list             # systems and scenarios", "```", "");
   md.push(
     "Each measurement (one scenario, one system, one run) runs in its own child process (`fork` with `--import tsx`), so one system's memory and GC never affect another, and the RSS in scenario (e) is that system's alone (in the full run the pre-queueing of scenario (b) happens in a separate process before the worker's process starts). Every measurement is printed as a JSON line on stdout (`--json` appends them to a file too); a live progress line goes to stderr. Each system works under a unique namespace (`fb_<run>_<n>`: Redis key prefix `ferrybench:<namespace>`, PostgreSQL schema, RabbitMQ queue, SQLite file under `.bench-tmp/`) and deletes it afterwards; a crashed or timed-out measurement is cleaned up by a separate clean-up process. Nothing is ever flushed. A system whose server is down is skipped with the reason.",
     "",
@@ -145,7 +147,7 @@ export function writeReport(input: ReportInput): { markdown: string; svgs: Array
 
   md.push("## Machine", "");
   md.push("| fact | value |", "|---|---|");
-  md.push(`| CPU | ${facts.cpu}, ${facts.cores} cores |`, `| memory | ${facts.memoryGiB} GiB (${facts.freeMemoryGiB} GiB free at the end) |`, `| load average at the end | ${facts.loadAverage} |`, `| OS | ${facts.os} |`, `| Node.js | ${facts.node} |`);
+  md.push(`| CPU | ${facts.cpu}, ${facts.cores} cores |`, `| memory | ${facts.memoryGiB} GiB (${facts.freeMemoryGiB} GiB free at the end) |`, `| load average (1, 5, 15 min) | at the start ${input.loadAtStart}; at the end ${facts.loadAverage} |`, `| Ferry | commit ${facts.commit} |`, `| OS | ${facts.os} |`, `| Node.js | ${facts.node} |`);
   for (const [name, v] of Object.entries(facts.servers)) md.push(`| ${name} | ${v} |`);
   md.push("", "Packages: " + Object.entries(facts.packages).map(([n, v]) => `${n} ${v}`).join(", ") + ".", "");
 
@@ -208,7 +210,9 @@ export function writeReport(input: ReportInput): { markdown: string; svgs: Array
     "- **Raw clients are limits, not competitors**: they have no leases, retries, delays or bookkeeping (the PostgreSQL and SQLite ones delete on receive). A job system's distance from its raw limit is its per-task cost.",
     "- **Defaults are the libraries' own.** BullMQ and bee-queue keep completed jobs by default (`removeOnComplete` / `removeOnSuccess` unset), so their Redis memory grows with every task; `bullmq-removeoncomplete` shows the usual production setting. pg-boss and graphile-worker poll on a timer for work they were not notified of; their tuned systems use their documented batching and polling options.",
     "- **Time caps**: a measurement stops at its cap and reports the rate of what it did, marked \"time cap hit\" (pg-boss with its defaults fetches one job per worker every 2 s, so it never finishes N tasks within the cap).",
-    "- Producer and worker share one process in scenarios (c) and (d); the machine has 2 cores shared by the servers, so CPU-bound figures move with the machine's load.",
+    "- Producer and worker share one process in scenarios (c) and (d); the machine has 2 cores shared by the servers, so CPU-bound figures move with the machine's load (see the load averages above).",
+    "- **RSS (e)** is the worker process's resident memory when the last task of (b) has started, including Node.js and the tsx loader (about 90 MB for a process that does nothing but load tsx and a client library). In the full run the pre-queueing happens in another process; in `--quick` one process per system pre-queues and then runs c1 and c50 in turn, so its RSS is indicative only.",
+    "- Latency and lateness are measured with `performance.timeOrigin + performance.now()` (sub-millisecond) in the process that enqueued; \"received\" counts tasks whose handler started before the drain time ran out, and percentiles are over those only, so a system that received few has optimistic percentiles.",
     "",
   );
   return { markdown: md.join("\n"), svgs };

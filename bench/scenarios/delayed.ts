@@ -24,6 +24,8 @@ export const delayed: Scenario = {
     if (!enqueueDelayed) throw new Error("no delayed delivery");
     const n = params.delayedN;
     const lateness: number[] = [];
+    let next = 0;
+    let enqueued = -1; // set when enqueueing is over
     let early = 0;
     let allSeen!: () => void;
     const finished = new Promise<void>((r) => (allSeen = r));
@@ -31,12 +33,11 @@ export const delayed: Scenario = {
       const late = nowMs() - (p.due ?? p.t);
       if (late < -1) early++;
       lateness.push(late);
-      if (lateness.length === n) allSeen();
+      if (enqueued >= 0 && lateness.length >= enqueued) allSeen();
     });
     const enqueueStart = performance.now();
-    let next = 0;
     const lane = async () => {
-      while (next < n) {
+      while (next < n && Date.now() < deadline) {
         const p = makePayload(next++, params.payloadBytes);
         p.due = p.t + params.delayMs;
         await enqueueDelayed(p, params.delayMs);
@@ -44,17 +45,22 @@ export const delayed: Scenario = {
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
     const enqueueMs = performance.now() - enqueueStart;
+    enqueued = next;
+    if (lateness.length >= enqueued) allSeen();
     const ticker = setInterval(() => progress(`received ${lateness.length}/${n}`), 250);
-    const waitUntil = Math.min(deadline, Date.now() + params.delayMs + 10_000);
+    // Wait for the delay plus the drain time, however long enqueueing took (bounded by the cap).
+    const waitUntil = Math.min(deadline, Date.now()) + params.delayMs + params.drainMs;
     await Promise.race([finished, sleep(Math.max(0, waitUntil - Date.now()))]);
     clearInterval(ticker);
     await worker.stop();
     return {
       n,
+      enqueued,
+      capped: enqueued < n,
       delayMs: params.delayMs,
       enqueueMs: Math.round(enqueueMs),
       received: lateness.length,
-      lost: n - lateness.length,
+      lost: enqueued - lateness.length,
       early,
       ...latencySummary(lateness),
     };

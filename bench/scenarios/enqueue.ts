@@ -3,7 +3,7 @@
  * and N tasks through the system's bulk API.
  */
 import { round1 } from "../support/stats.ts";
-import { makePayload, type Scenario } from "./types.ts";
+import { makePayload, roundRate, type Scenario } from "./types.ts";
 
 /** a) N single enqueues, sequentially awaited. */
 export const enqueueSingle: Scenario = {
@@ -24,7 +24,7 @@ export const enqueueSingle: Scenario = {
       }
     }
     const elapsed = performance.now() - start;
-    return { n, done, capped: done < n, elapsedMs: round1(elapsed), rate: Math.round((done / elapsed) * 1000) };
+    return { n, done, capped: done < n, elapsedMs: round1(elapsed), rate: roundRate((done / elapsed) * 1000) };
   },
 };
 
@@ -40,6 +40,6 @@ export const enqueueBulk: Scenario = {
     const start = performance.now();
     await system.enqueueBulk(payloads);
     const elapsed = performance.now() - start;
-    return { n, done: n, elapsedMs: round1(elapsed), rate: Math.round((n / elapsed) * 1000) };
+    return { n, done: n, elapsedMs: round1(elapsed), rate: roundRate((n / elapsed) * 1000) };
   },
 };

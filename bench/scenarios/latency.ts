@@ -38,7 +38,8 @@ export const latency: Scenario = {
     let outstanding = 0;
     let maxOutstanding = 0;
     const start = performance.now();
-    const produceUntil = Math.min(deadline, Date.now() + params.latencySeconds * 1000 + 5_000);
+    // Production may overrun its nominal time by the cap (a producer slower than the rate).
+    const produceUntil = Math.max(deadline, Date.now() + params.latencySeconds * 1000) + 1_000;
     while (sent < total && Date.now() < produceUntil) {
       const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * params.latencyRate) + 1);
       while (sent < due) {
@@ -57,7 +58,7 @@ export const latency: Scenario = {
       await sleep(2);
     }
     const produceMs = performance.now() - start;
-    const waitUntil = Math.min(deadline, Date.now() + 10_000);
+    const waitUntil = Date.now() + params.drainMs;
     const ticker = setInterval(() => progress(`sent ${sent}/${total}, received ${latencies.length}`), 250);
     await Promise.race([finished, sleep(Math.max(0, waitUntil - Date.now()))]);
     clearInterval(ticker);

@@ -5,7 +5,7 @@
  */
 import { countdown } from "../support/countdown.ts";
 import { round1 } from "../support/stats.ts";
-import { makePayload, type Scenario } from "./types.ts";
+import { makePayload, roundRate, type Scenario } from "./types.ts";
 
 const PREPARE_CHUNK = 10_000;
 
@@ -48,7 +48,7 @@ function makeProcess(concurrency: number): Scenario {
         concurrency,
         firstTaskMs: round1(first === 0 ? Number.NaN : first - workerStart),
         elapsedMs: round1(span),
-        rate: Math.round(rate),
+        rate: roundRate(rate),
         rssMB: round1(memory.rss / 1048576),
         heapUsedMB: round1(memory.heapUsed / 1048576),
         maxRssMB: round1(process.resourceUsage().maxRSS / 1024),

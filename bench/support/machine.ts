@@ -18,6 +18,8 @@ export interface MachineFacts {
   loadAverage: string;
   os: string;
   node: string;
+  /** The checked-out commit of this repository (short hash), or "unknown". */
+  commit: string;
   servers: Record<string, string>;
   packages: Record<string, string>;
 }
@@ -93,6 +95,16 @@ function sqliteVersion(): Promise<string> {
   });
 }
 
+function gitCommit(): string {
+  try {
+    const hash = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", timeout: 2000 }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no", "--", "src"], { encoding: "utf8", timeout: 2000 }).trim();
+    return dirty ? `${hash} (src/ has uncommitted changes)` : hash;
+  } catch {
+    return "unknown";
+  }
+}
+
 function redisServerBinary(): string | undefined {
   try {
     return execFileSync("redis-server", ["--version"], { encoding: "utf8", timeout: 2000 }).trim();
@@ -120,6 +132,7 @@ export async function machineFacts(): Promise<MachineFacts> {
     loadAverage: loadavg().map((l) => l.toFixed(2)).join(" "),
     os: `${osType()} ${release()}`,
     node: process.version,
+    commit: gitCommit(),
     servers: {
       redis: binary && redis !== down ? `${redis} (${binary.replace(/^Redis server /, "")})` : redis,
       postgres,

@@ -18,13 +18,17 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** p50, p95, p99 and max of latencies in ms, rounded to 0.1 ms. */
+/**
+ * p50, p95, p99 and max of latencies in ms, rounded to 0.1 ms, named `p50Ms` ... `maxMs`,
+ * or with a prefix `smallP50Ms` ... `smallMaxMs`. Default prefix none.
+ */
 export function latencySummary(values: readonly number[], prefix = ""): Record<string, number> {
+  const name = (key: string) => (prefix ? `${prefix}${key[0]!.toUpperCase()}${key.slice(1)}` : key);
   return {
-    [`${prefix}p50Ms`]: round1(percentile(values, 50)),
-    [`${prefix}p95Ms`]: round1(percentile(values, 95)),
-    [`${prefix}p99Ms`]: round1(percentile(values, 99)),
-    [`${prefix}maxMs`]: round1(percentile(values, 100)),
+    [name("p50Ms")]: round1(percentile(values, 50)),
+    [name("p95Ms")]: round1(percentile(values, 95)),
+    [name("p99Ms")]: round1(percentile(values, 99)),
+    [name("maxMs")]: round1(percentile(values, 100)),
   };
 }
 
@@ -36,6 +40,7 @@ export function round1(n: number): number {
 /** A number for a table: thousands separated, at most 3 significant decimals for small values. */
 export function formatNumber(n: number): string {
   if (!Number.isFinite(n)) return "n/a";
+  if (Number.isInteger(n)) return n.toLocaleString("en-US");
   const abs = Math.abs(n);
   if (abs >= 100) return Math.round(n).toLocaleString("en-US");
   if (abs >= 10) return n.toFixed(1);

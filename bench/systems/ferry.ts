@@ -5,6 +5,9 @@
  * `src/bus/ferry.ts` exports `createFerry`, each reports "not available yet" and
  * the harness skips it.
  *
+ * The backlog scenario's `takeBatch` goes one level down, to the transport Ferry builds
+ * from the same URL (`createTransport`): one receive of up to 50 plus one ack.
+ *
  * Each run uses the channel `bench.<namespace>`; the transport URL carries the
  * namespace where the transport supports one (`prefix` for Redis, `schema` for
  * PostgreSQL), so clean-up can find everything.
@@ -23,6 +26,14 @@ const INDEX_MODULE = resolve(fileURLToPath(import.meta.url), "../../../src/index
 interface FerryApi {
   createFerry(options: { transport: string; tasks: unknown[] }): FerryInstance;
   defineTask(name: string, options: { channel: string; run(payload: BenchPayload): Promise<void> }): unknown;
+  /** The transport registry (for the backlog scenario's single-call receive). */
+  createTransport?(url: string): Promise<MiniTransport>;
+}
+/** The slice of the Transport contract (src/transport/types.ts) the backlog scenario uses. */
+interface MiniTransport {
+  receive(request: { channels: string[]; max: number; leaseMs: number; waitMs: number }): Promise<Array<{ message: { id: string }; token: string }>>;
+  ack(items: Array<{ id: string; token: string }>): Promise<boolean[]>;
+  close(): Promise<void>;
 }
 interface FerryInstance {
   dispatch(task: unknown, payload: BenchPayload, options?: { delay?: number }): Promise<unknown>;
@@ -118,6 +129,7 @@ function makeFerry(server: ServerKind): SystemFactory {
       });
       const ferry = api.createFerry({ transport: transportUrl(server, namespace), tasks: [task] });
       const workers: Array<{ stop(): Promise<void> }> = [];
+      let transport: MiniTransport | undefined;
       return {
         async enqueueOne(payload) {
           await ferry.dispatch(task, payload);
@@ -140,8 +152,20 @@ function makeFerry(server: ServerKind): SystemFactory {
             },
           };
         },
+        // One receive (lease up to max) plus one ack of what came, through Ferry's transport for the same URL.
+        ...(api.createTransport
+          ? {
+              async takeBatch(max: number) {
+                transport ??= await api.createTransport!(transportUrl(server, namespace));
+                const got = await transport.receive({ channels: [channel], max, leaseMs: 30_000, waitMs: 0 });
+                if (got.length > 0) await transport.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+                return got.length;
+              },
+            }
+          : {}),
         async teardown() {
           for (const w of workers.splice(0)) await w.stop().catch(() => undefined);
+          await transport?.close();
           await ferry.close();
           await cleanupFor(server, namespace);
         },
