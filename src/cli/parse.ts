@@ -3,6 +3,7 @@
  * a bad flag (exit code 2).
  */
 import { InvalidArgumentError } from "commander";
+import { parseDuration } from "../core/duration.ts";
 
 /** Parse `a,b,c` into a list of non-empty names. */
 export function parseList(value: string): string[] {
@@ -20,4 +21,16 @@ export function parseInteger(min: number, max: number): (value: string) => numbe
     }
     return n;
   };
+}
+
+/** Check a duration (`"30s"`, `"500ms"`, or milliseconds) and return it as given. */
+export function parseDurationOption(value: string): string | number {
+  const text = value.trim();
+  const out = /^\d+$/.test(text) ? Number(text) : text;
+  try {
+    parseDuration(out);
+  } catch {
+    throw new InvalidArgumentError('expected a duration like "500ms", "30s", "5m" or a number of milliseconds');
+  }
+  return out;
 }

@@ -195,6 +195,9 @@ describe("ferry CLI", () => {
     const badNumber = await runCli(["worker", "--app", APP, "--concurrency", "zero"]);
     assert.equal(badNumber.code, 2);
     assert.match(badNumber.stderr, /--concurrency <n>' argument 'zero' is invalid/);
+    const badLease = await runCli(["worker", "--app", APP, "--lease", "forever"]);
+    assert.equal(badLease.code, 2);
+    assert.match(badLease.stderr, /--lease <duration>' argument 'forever' is invalid/);
     const missing = await runCli(["worker"]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /required option '--app <path>' not specified/);

@@ -5,15 +5,15 @@ import type { Command } from "commander";
 import { loadApp } from "../../bus/app-module.ts";
 import type { WorkerOptions } from "../../worker/worker.ts";
 import { formatRun, type TextOut } from "../output.ts";
-import { parseInteger, parseList } from "../parse.ts";
+import { parseDurationOption, parseInteger, parseList } from "../parse.ts";
 
 /** Options of `ferry worker`. */
 export interface WorkerCommandOptions {
   app: string;
   channels?: string[];
   concurrency?: number;
-  lease?: string;
-  grace?: string;
+  lease?: string | number;
+  grace?: string | number;
   quiet?: boolean;
 }
 
@@ -59,8 +59,8 @@ export function workerCommand(program: Command, out: TextOut, err: TextOut): voi
     .requiredOption("--app <path>", "app module that exports a Ferry (default export or `ferry`)")
     .option("--channels <list>", "comma-separated channels to take work from (default: every channel the app uses)", parseList)
     .option("--concurrency <n>", "most handlers running at once (default 10)", parseInteger(1, 10_000))
-    .option("--lease <duration>", 'lease length, renewed while a handler runs (default "30s")')
-    .option("--grace <duration>", 'how long a drain waits for running handlers before aborting them (default "10s")')
+    .option("--lease <duration>", 'lease length, renewed while a handler runs (default "30s")', parseDurationOption)
+    .option("--grace <duration>", 'how long a drain waits for running handlers before aborting them (default "10s")', parseDurationOption)
     .option("-q, --quiet", "do not print a line per run")
     .addHelpText("after", "\nExample:\n  ferry worker --app ./app.ts --channels emails,integrations --concurrency 50")
     .action((opts: WorkerCommandOptions) => runWorker(opts, out, err));
