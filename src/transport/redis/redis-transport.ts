@@ -223,14 +223,21 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     const unique = channels.length === 1 ? channels : [...new Set(channels)];
     const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...unique];
     const elapsed = this.#clock ? ((start) => () => this.#clock!.now() - start)(this.#clock.now()) : ((start) => () => performance.now() - start)(performance.now());
+    // The reply of a receive script run by the waiter right after its wake-up, if any.
+    let pending: unknown[] | undefined;
     for (;;) {
       if (this.#closed) return [];
       let reply: unknown[];
-      try {
-        reply = await this.#run("receive", args);
-      } catch (err) {
-        if (this.#closed) return [];
-        throw err;
+      if (pending) {
+        reply = pending;
+        pending = undefined;
+      } else {
+        try {
+          reply = await this.#run("receive", args);
+        } catch (err) {
+          if (this.#closed) return [];
+          throw err;
+        }
       }
       if (reply.length > 3) return parseDeliveries(reply, Math.round(leaseMs));
       if (!(waitMs > 0) || signal?.aborted || this.#closed) return [];
@@ -239,12 +246,16 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       const now = Number(reply[0]);
       const nextDue = Number(reply[1]);
       const ms = nextDue >= 0 ? Math.min(remaining, Math.max(0, nextDue - now)) : remaining;
-      if (ms > 0 && this.#clock) await this.#clock.sleep(ms, signal);
-      else if (ms > 0 && !(await this.#waiter.wait(unique, ms, signal))) {
-        // The wait was cut short (lost connection, refused command): pause briefly
-        // rather than spin on the receive script until the connection is back.
-        await systemClock.sleep(Math.min(ms, WAIT_RETRY_MS), signal);
+      if (ms <= 0) continue;
+      if (this.#clock) {
+        await this.#clock.sleep(ms, signal);
+        continue;
       }
+      const woke = await this.#waiter.wait(unique, ms, signal, args);
+      if (woke.ok) pending = woke.reply;
+      // The wait was cut short (lost connection, refused command): pause briefly
+      // rather than spin on the receive script until the connection is back.
+      else await systemClock.sleep(Math.min(ms, WAIT_RETRY_MS), signal);
     }
   }
 

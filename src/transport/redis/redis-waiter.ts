@@ -5,10 +5,24 @@
  * connection of its own, for at most the time until the next due message.
  * A token pushed while nobody is blocked stays in the list, so a receiver that
  * was between its receive script and its BLPOP still wakes at once.
+ *
+ * The receive script is pipelined right behind the BLPOP on the same
+ * connection. Redis runs a client's commands in order and holds the second
+ * until the first unblocks, so the script runs the moment the receiver wakes,
+ * and the deliveries come back with the wake-up: no second round trip.
  */
 import type { Redis } from "ioredis";
 import { ConnectionMonitor } from "./redis-health.ts";
 import type { WarningHandler } from "./redis-options.ts";
+import { defineScripts, queueScript } from "./redis-scripts.ts";
+
+/** The outcome of one {@link BlockingWaiter.wait}. */
+export interface WaitResult {
+  /** False when the wait was cut short by a lost connection or a refused command. */
+  ok: boolean;
+  /** The reply of the receive script run right after the wake-up, when it ran. */
+  reply?: unknown[];
+}
 
 /** A pool of blocking connections, one per concurrent wait. */
 export class BlockingWaiter {
@@ -33,6 +47,7 @@ export class BlockingWaiter {
     // the receive loop runs its script again instead of waiting out a stale timeout.
     const conn = this.main.duplicate({ autoResendUnfulfilledCommands: false, connectionName: `${this.main.options.connectionName ?? "ferry"}-wait` });
     this.#monitors.set(conn, new ConnectionMonitor(conn, this.target, this.warn, "blocking connection"));
+    defineScripts(conn);
     return conn;
   }
 
@@ -44,29 +59,39 @@ export class BlockingWaiter {
 
   /**
    * Block until a wake-up token arrives on one of `channels`, `ms` passes,
-   * `signal` aborts or the waiter closes. Never rejects. Returns false when the
-   * wait was cut short by a lost connection or a refused command.
+   * `signal` aborts or the waiter closes, then run the receive script with
+   * `receiveArgs` (same connection, no extra round trip). Never rejects.
    */
-  async wait(channels: readonly string[], ms: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.#closed || signal?.aborted) return true;
+  async wait(channels: readonly string[], ms: number, signal: AbortSignal | undefined, receiveArgs: (string | number)[]): Promise<WaitResult> {
+    if (this.#closed || signal?.aborted) return { ok: true };
     const conn = this.#acquire();
     this.#busy.add(conn);
     const onAbort = () => this.#drop(conn);
     signal?.addEventListener("abort", onAbort, { once: true });
-    // A BLPOP cut by a lost connection is not resent and never settles: the
+    // Commands cut by a lost connection are not resent and never settle: the
     // connection's close ends the wait instead.
     let onClose: () => void = () => {};
-    const closed = new Promise<void>((resolve) => (onClose = resolve));
+    const closed = new Promise<null>((resolve) => (onClose = () => resolve(null)));
     conn.once("close", onClose);
-    let ok = true;
+    const result: WaitResult = { ok: true };
     try {
       const keys = channels.map((ch) => `${this.prefix}:n:${ch}`);
+      const pipe = conn.pipeline();
       // BLPOP takes seconds as a decimal; 0 would mean forever.
-      const woke = await Promise.race([conn.blpop(...keys, Math.max(ms, 1) / 1000).then(() => true), closed.then(() => false)]);
-      if (!woke) ok = false;
+      pipe.blpop(...keys, Math.max(ms, 1) / 1000);
+      queueScript(pipe, "receive", receiveArgs);
+      const replies = await Promise.race([pipe.exec(), closed]);
+      if (!replies) {
+        result.ok = false;
+      } else {
+        const [blockErr] = replies[0] ?? [null];
+        const [scriptErr, reply] = replies[1] ?? [null, undefined];
+        if (blockErr) throw blockErr;
+        if (!scriptErr && Array.isArray(reply)) result.reply = reply;
+      }
     } catch (err) {
       // A cut connection or an abort: the caller runs its receive script again.
-      ok = false;
+      result.ok = false;
       const text = (err as Error).message;
       if (!this.#closed && !signal?.aborted && !/Connection is closed|Stream isn't writeable/.test(text) && text !== this.#lastError) {
         this.#lastError = text;
@@ -79,7 +104,8 @@ export class BlockingWaiter {
       if (this.#closed || signal?.aborted || conn.status === "end") this.#drop(conn);
       else this.#idle.push(conn);
     }
-    return ok || this.#closed || signal?.aborted === true;
+    if (this.#closed || signal?.aborted) result.ok = true;
+    return result;
   }
 
   /** Disconnect every blocking connection, ending their waits. Idempotent. */
