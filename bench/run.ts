@@ -8,7 +8,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import type { ChildItem, ChildJob } from "./child.ts";
 import { writeReport } from "./report/markdown.ts";
@@ -179,7 +179,8 @@ async function main(): Promise<number> {
       elapsedSeconds: elapsed,
       outFile,
       loadAtStart,
-      command: `npm run bench --${process.argv.slice(2).map((a) => ` ${a}`).join("")}`,
+      // Absolute paths in the arguments are shown by file name only (no machine paths in the docs).
+      command: `npm run bench --${process.argv.slice(2).map((a) => ` ${isAbsolute(a) ? basename(a) : a}`).join("")}`,
     });
     writeFileSync(outFile, markdown);
     for (const [file, svg] of svgs) writeFileSync(file, svg);
