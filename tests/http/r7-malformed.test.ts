@@ -105,7 +105,11 @@ describe("R7 malformed HTTP input", () => {
     let clientErrors = 0;
     const causes = new Map<string, number>();
     const send = async (c: Case): Promise<number> => {
-      if (c.raw !== undefined) return sendRaw(api.url, c.raw);
+      if (c.raw !== undefined) {
+        const status = await sendRaw(api.url, c.raw);
+        statuses.set(`raw ${status}`, (statuses.get(`raw ${status}`) ?? 0) + 1);
+        return status;
+      }
       const init = { method: c.method, headers: c.headers, ...(c.body !== undefined ? { body: c.body } : {}) };
       let res: Response;
       try {
