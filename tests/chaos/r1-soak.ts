@@ -5,7 +5,7 @@
  * and whether a sample of completed jobs stayed completed.
  */
 import { join } from "node:path";
-import { createTransport, isInspectable, type MessageState, type Transport } from "../../src/index.ts";
+import { createTransport, isInspectable, type Inspectable, type MessageState, type Transport } from "../../src/index.ts";
 import { CHAOS_TASKS } from "./chaos-tasks.ts";
 import { check, type CheckResult } from "./checker.ts";
 import { EnqueueHistory } from "./history.ts";
@@ -29,7 +29,7 @@ export interface R1Options {
   killEveryMs?: number;
   /** Worker lease. Default `"2s"`. */
   lease?: string;
-  /** Give up waiting for the drain after this long (ms). Default 300,000. */
+  /** Give up waiting for the drain after this long (ms). Default the larger of 300,000 and 10 ms per job. */
   deadlineMs?: number;
   /** Worker URLs, one per worker (cycled), when they differ from the producer's (a fault proxy). Default `[target.url]`. */
   workerUrls?: string[];
@@ -59,11 +59,11 @@ export interface R1Result {
   check: CheckResult;
   /** Duplicates allowed: kills x concurrency (0 when nothing was killed). */
   ceiling: number;
-  /** Jobs seen `completed` during the run and read again at the end. */
+  /** Jobs seen `completed` during the run, read again 3 s later (past a lease) and at the end. */
   completedSampled: number;
-  /** Of those, how many were in another state at the end (must be 0). */
+  /** Of those, how many were read in another state (must be 0). */
   leftCompleted: number;
-  /** Of those, how many were gone (deleted by retention). */
+  /** Of those, how many were gone when read again (deleted by retention). */
   pruned: number;
   /** States of lost jobs at the end, for a repro. */
   lostStates: Record<string, number>;
@@ -90,7 +90,15 @@ export async function runR1(options: R1Options): Promise<R1Result> {
   const urls = options.workerUrls ?? [options.target.url];
   const config = (i: number) => ({ url: urls[i % urls.length]!, ledger: ledgerPath, channels: [channel], concurrency, lease: options.lease ?? "2s" });
   const supervisor = new Supervisor(Array.from({ length: workers }, (_, i) => ({ config: config(i) })), { verbose: options.verbose ?? false });
-  const seenCompleted = new Set<string>();
+  // Completed jobs sampled during the run: read again once after 3 s (past a lease) and at the end.
+  const seenCompleted = new Map<string, { at: number; rechecked: boolean }>();
+  const leftSet = new Set<string>();
+  const prunedSet = new Set<string>();
+  const recheck = async (id: string) => {
+    const record = await (transport as Transport & Inspectable).get(id);
+    if (record === null) prunedSet.add(id);
+    else if (record.state !== "completed") leftSet.add(id);
+  };
   let killer: NodeJS.Timeout | undefined;
   try {
     await supervisor.start();
@@ -100,7 +108,7 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     let producing = true;
     const timed = options.durationMs === undefined ? {} : { until: started + options.durationMs, backlog: () => history.counts().acked - ledger.doneCount() };
     const producer = produce({ transport, history, channel, task: CHAOS_TASKS.noop, count: jobs, maxAttempts: 1000, ...timed }).finally(() => (producing = false));
-    const deadline = started + (options.deadlineMs ?? 300_000) + (options.durationMs ?? 0);
+    const deadline = started + (options.deadlineMs ?? Math.max(300_000, jobs * 10)) + (options.durationMs ?? 0);
     let drained = false;
     let lastTick = 0;
     while (Date.now() < deadline) {
@@ -110,10 +118,17 @@ export async function runR1(options: R1Options): Promise<R1Result> {
       if (Date.now() - lastTick >= 1000) {
         lastTick = Date.now();
         await options.onTick?.({ done, acked, kills: supervisor.stats.kills, elapsedMs: Date.now() - started });
-        if (isInspectable(transport) && seenCompleted.size < 500) {
-          for (const id of ledger.sampleDone(25)) {
-            const record = await transport.get(id).catch(() => null);
-            if (record?.state === "completed") seenCompleted.add(id);
+        if (isInspectable(transport)) {
+          for (const [id, seen] of seenCompleted) {
+            if (seen.rechecked || Date.now() - seen.at < 3000) continue;
+            seen.rechecked = true;
+            await recheck(id).catch(() => undefined);
+          }
+          if (seenCompleted.size < 500) {
+            for (const id of ledger.sampleDone(25)) {
+              const record = await transport.get(id).catch(() => null);
+              if (record?.state === "completed" && !seenCompleted.has(id)) seenCompleted.set(id, { at: Date.now(), rechecked: false });
+            }
           }
         }
       }
@@ -128,15 +143,9 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     await producer;
     await supervisor.stop();
     const result = check(history, ledger.rows("done"));
-    let leftCompleted = 0;
-    let pruned = 0;
     const lostStates: Record<string, number> = {};
     if (isInspectable(transport)) {
-      for (const id of seenCompleted) {
-        const record = await transport.get(id);
-        if (record === null) pruned++;
-        else if (record.state !== "completed") leftCompleted++;
-      }
+      for (const id of seenCompleted.keys()) await recheck(id);
       for (const id of result.lostIds) {
         const state: MessageState | "missing" = (await transport.get(id))?.state ?? "missing";
         lostStates[state] = (lostStates[state] ?? 0) + 1;
@@ -158,8 +167,8 @@ export async function runR1(options: R1Options): Promise<R1Result> {
       check: result,
       ceiling: s.kills * concurrency,
       completedSampled: seenCompleted.size,
-      leftCompleted,
-      pruned,
+      leftCompleted: leftSet.size,
+      pruned: prunedSet.size,
       lostStates,
       warnings: s.warnings,
       leaseLost: s.leaseLost,
