@@ -5,6 +5,7 @@
  *  2. `request()` round trip p50/p99 at a fixed 500 requests/s, with a worker in the same process.
  *
  * Usage: `npx tsx bench/http-bench.ts [--seconds 10] [--rate 500] [--connections 50]`.
+ * FERRY_BENCH_PROFILE=<dir> writes a CPU profile of the server process there.
  * Prints a JSON summary and a Markdown table row. Figures depend on the machine and its load.
  */
 import { fork } from "node:child_process";
@@ -50,7 +51,7 @@ async function serveChild(): Promise<void> {
 }
 
 async function enqueueBench(seconds: number, connections: number): Promise<Record<string, number>> {
-  const child = fork(fileURLToPath(import.meta.url), ["--child"], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--child"], { execArgv: ["--import", "tsx", ...(process.env.FERRY_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.FERRY_BENCH_PROFILE}`] : [])], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const url = await new Promise<string>((resolve) => child.once("message", (m) => resolve((m as { url: string }).url)));
   const options = {
     url: `${url}/v1/tasks/bench.noop`,
