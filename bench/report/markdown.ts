@@ -98,7 +98,7 @@ function ratioSection(aggs: readonly Aggregate[], input: ReportInput): string[] 
         const theirs = byKey.get(`${peer.name}/${s.id}`)?.metrics[s.headline.metric]?.median;
         if (theirs === undefined || theirs === 0) continue;
         const ratio = mine / theirs;
-        rows.push(`| ${s.id} | ${s.headline.label} | ${fe.name} | ${peer.name} | ${formatNumber(mine)} | ${formatNumber(theirs)} | ${ratio.toFixed(2)}× |`);
+        rows.push(`| ${s.id} | ${s.headline.label} | ${fe.name} | ${peer.name}${peer.raw ? " (limit)" : ""} | ${formatNumber(mine)} | ${formatNumber(theirs)} | ${ratio.toFixed(2)}× |`);
       }
     }
   }
@@ -141,7 +141,7 @@ export function writeReport(input: ReportInput): { markdown: string; svgs: Array
   md.push("## How to run", "");
   md.push("```sh", "npm run bench                       # full run: every system, every scenario, 3 runs, writes this file", "npm run bench -- --quick            # 1 run, smaller N, no backlog: a few minutes for all systems (less on a quiet machine)", "npm run bench -- --systems bullmq,raw-redis --scenarios process-c50 --runs 5 --out - --json results.jsonl", "npm run bench -- --list             # systems and scenarios", "```", "");
   md.push(
-    "Each measurement (one scenario, one system, one run) runs in its own child process (`fork` with `--import tsx`), so one system's memory and GC never affect another, and the RSS in scenario (e) is that system's alone (in the full run the pre-queueing of scenario (b) happens in a separate process before the worker's process starts). Every measurement is printed as a JSON line on stdout (`--json` appends them to a file too); a live progress line goes to stderr. Each system works under a unique namespace (`fb_<run>_<n>`: Redis key prefix `ferrybench:<namespace>`, PostgreSQL schema, RabbitMQ queue, SQLite file under `.bench-tmp/`) and deletes it afterwards; a crashed or timed-out measurement is cleaned up by a separate clean-up process. Nothing is ever flushed. A system whose server is down is skipped with the reason.",
+    "In the full run each measurement (one scenario, one system, one run) runs in its own child process (`fork` with `--import tsx`), so one system's memory and GC never affect another, and the RSS in scenario (e) is the worker's alone (the pre-queueing of scenario (b) happens in a separate process before the worker's process starts); `--quick` uses two processes per system (one for a, c, d; one for b). Each measurement has a time cap (`--cap`) and its process a hard timeout; a process that passes it is killed. Every measurement is printed as a JSON line on stdout (`--json` appends them to a file too); a live progress line goes to stderr. Each system works under a unique namespace (`fb_<run>_<n>`: Redis key prefix `ferrybench:<namespace>`, PostgreSQL schema, RabbitMQ queue, SQLite file under `.bench-tmp/`) and deletes it afterwards; a crashed or timed-out measurement is cleaned up by a separate clean-up process. Nothing is ever flushed. A system whose server is down is skipped with the reason.",
     "",
   );
 
@@ -204,6 +204,12 @@ export function writeReport(input: ReportInput): { markdown: string; svgs: Array
   }
 
   md.push(...ratioSection(aggs, input));
+
+  md.push("## Adding a system", "");
+  md.push(
+    "A system is a `SystemFactory` (bench/systems/types.ts): its server, its settings in words, and `create(namespace)` returning the primitives `enqueueOne`, `enqueueBulk`, optional `enqueueDelayed`, `startWorker(concurrency, handler)`, optional `takeBatch` (backlog scenario), and `teardown`, plus `cleanup(namespace)` for crashed runs. Register it in bench/systems/index.ts. All timing lives in bench/scenarios/, written once for every system. Ferry's systems (bench/systems/ferry.ts) use only its public API (`createFerry`, `defineTask`, `dispatch`, `dispatchMany`, `worker`) and report themselves unavailable until `src/bus/ferry.ts` exports `createFerry`.",
+    "",
+  );
 
   md.push("## Reading these numbers", "");
   md.push(
