@@ -22,8 +22,8 @@ export interface ReplyPayload {
 }
 
 /** Make the reply message a worker sends for a finished request. */
-export function replyEnvelope(replyTo: string, payload: ReplyPayload, correlationId: string | undefined): Envelope<ReplyPayload> {
-  return createEnvelope({ name: REPLY_TASK, channel: replyTo, payload, maxAttempts: 1, headers: correlationId ? { correlationId, causationId: payload.requestId } : { causationId: payload.requestId } });
+export function replyEnvelope(replyTo: string, payload: ReplyPayload, correlationId: string | undefined, now = Date.now()): Envelope<ReplyPayload> {
+  return createEnvelope({ name: REPLY_TASK, channel: replyTo, payload, maxAttempts: 1, headers: correlationId ? { correlationId, causationId: payload.requestId } : { causationId: payload.requestId } }, now);
 }
 
 interface Pending {

@@ -12,9 +12,6 @@ import { FerryError } from "../core/errors.ts";
 import type { FerryEvents, RunReport } from "../core/events.ts";
 import { validatePayload } from "../core/schema.ts";
 import { MemoryTransport } from "../transport/memory/memory-transport.ts";
-import type { SendReceipt } from "../transport/types.ts";
-import type { Envelope } from "../core/envelope.ts";
-import { REPLY_TASK } from "../bus/reply-inbox.ts";
 import { runHandler } from "../worker/outcome.ts";
 
 /** Options of {@link createTestFerry}. */
@@ -45,17 +42,6 @@ export type PublishedRecord = FerryEvents["published"];
 const INBOX_PREFIX = "_reply.";
 const nameOf = (x: { name: string } | string | undefined): string | undefined => (typeof x === "object" ? x.name : x);
 
-/**
- * The memory transport of a test Ferry. Replies to `request()` are stamped by
- * the worker with the real clock, so on a virtual clock behind it they would
- * wait as "delayed"; here they are due at once.
- */
-class TestTransport extends MemoryTransport {
-  override send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
-    const now = this.clock.now();
-    return super.send(messages.map((m) => (m.name === REPLY_TASK && m.runAt > now ? { ...m, runAt: now } : m)));
-  }
-}
 
 /** A Ferry on a {@link MemoryTransport} with a {@link VirtualClock}, plus test helpers. */
 export class TestFerry extends Ferry {
@@ -71,7 +57,7 @@ export class TestFerry extends Ferry {
   constructor(options: TestFerryOptions = {}) {
     const { start, ...rest } = options;
     const clock = new VirtualClock(start ?? Date.now());
-    const memory = new TestTransport({ clock, name: "test" });
+    const memory = new MemoryTransport({ clock, name: "test" });
     super({ ...rest, transport: memory, clock });
     this.memory = memory;
     this.events.on("run", (r) => this.runs.push(r));

@@ -66,6 +66,8 @@ interface Active {
   startedAt: number;
   /** Set when the worker gave the message back at shutdown; its late outcome is ignored. */
   returned: boolean;
+  /** Set once the handler ended and its slot went back to the fetch loop (the settle may still be in flight). */
+  slotFreed: boolean;
   done: Promise<void>;
 }
 
@@ -199,19 +201,25 @@ export class Worker {
     else process.emitWarning(`ferry worker: ${message}`, { code: `FERRY_${code}` });
   }
 
-  #releaseSlot(g: Group): void {
-    g.active--;
+  /**
+   * Give the slot back as soon as the handler ends: the next receive overlaps
+   * this run's settle, which the settler batches with others.
+   */
+  #freeSlot(a: Active): void {
+    if (a.slotFreed) return;
+    a.slotFreed = true;
+    a.group.active--;
     const waiters = this.#slotWaiters.splice(0);
     for (const w of waiters) w();
   }
 
   #start(g: Group, delivery: Delivery): void {
     g.active++;
-    const active: Active = { delivery, controller: new AbortController(), group: g, startedAt: this.#host.now(), returned: false, done: Promise.resolve() };
+    const active: Active = { delivery, controller: new AbortController(), group: g, startedAt: this.#host.now(), returned: false, slotFreed: false, done: Promise.resolve() };
     this.#active.set(delivery.message.id, active);
     active.done = this.#run(active).finally(() => {
       this.#active.delete(delivery.message.id);
-      this.#releaseSlot(g);
+      this.#freeSlot(active);
     });
   }
 
@@ -245,6 +253,7 @@ export class Worker {
     } catch (err) {
       thrown = err;
     }
+    this.#freeSlot(a);
     if (a.returned) return;
     if (!ok && a.controller.signal.reason === SHUTDOWN) {
       // Interrupted by our own shutdown, not failed: give it back without using the attempt.
@@ -305,7 +314,7 @@ export class Worker {
       if (status === "completed" && result !== undefined) reply.result = result;
       if (error) reply.error = { code: error.code, message: error.message };
       try {
-        await a.group.transport.send([replyEnvelope(message.headers.replyTo, reply, message.headers.correlationId)]);
+        await a.group.transport.send([replyEnvelope(message.headers.replyTo, reply, message.headers.correlationId, this.#host.now())]);
       } catch (err) {
         this.#warn("REPLY_FAILED", `could not send the reply for ${message.id} to ${message.headers.replyTo}: ${toError(err).message}`, err);
       }
