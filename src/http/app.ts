@@ -10,7 +10,7 @@ import type { DispatchReceipt, Ferry } from "../bus/ferry.ts";
 import { FerryError } from "../core/errors.ts";
 import { assertChannel, assertName } from "../core/names.ts";
 import { isPausable } from "../transport/types.ts";
-import { resolveTokens, TokenChecker, type Scope, type TokenConfig } from "./auth.ts";
+import { isLoopback, resolveTokens, TokenChecker, type Scope, type TokenConfig } from "./auth.ts";
 import { assertJsonContentType, readJsonBody, type BodyLimits } from "./body.ts";
 import { HttpError, toErrorResponse } from "./http-errors.ts";
 import { checkIdempotencyKey, IdempotencyCache, type IdempotencyOptions } from "./idempotency.ts";
@@ -141,7 +141,11 @@ export function createApp(ferry: Ferry, options: AppOptions = {}): Hono<Env> {
   app.use("*", async (c, next) => {
     const method = c.req.method;
     if (OPEN_ROUTES.includes(`${method} ${c.req.path}`)) return next();
-    c.set("scope", tokens.authorize(c.req.header("authorization"), new URL(c.req.url)));
+    const url = new URL(c.req.url);
+    c.set("scope", tokens.authorize(c.req.header("authorization"), url));
+    // Without tokens, only requests addressed to a loopback name pass: a page whose own
+    // domain was re-pointed at 127.0.0.1 (DNS rebinding) sends its domain as Host.
+    if (tokens.open && !isLoopback(url.hostname)) throw new HttpError("FORBIDDEN", "without API tokens this server only answers requests addressed to localhost or 127.0.0.1");
     if (method !== "GET" && method !== "HEAD") {
       // Browsers label cross-site requests; an API client sends neither header.
       const site = c.req.header("sec-fetch-site");

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -132,6 +133,17 @@ describe("HTTP token configuration", () => {
     const res = await fetch(`${server.url}/v1/openapi.json`);
     assert.equal(res.status, 200);
     await res.body?.cancel();
+    // DNS rebinding: a foreign Host is refused in open mode.
+    const { port } = new URL(server.url);
+    const status = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: "127.0.0.1", port: Number(port) }, () => socket.write("GET /v1/openapi.json HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"));
+      let got = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (d) => (got += d));
+      socket.on("end", () => resolve(got.split("\r\n")[0]!));
+      socket.on("error", reject);
+    });
+    assert.match(status, /^HTTP\/1\.1 403/);
     await server.close();
     await ferry.close();
     await new Promise((r) => setImmediate(r));
