@@ -1,8 +1,18 @@
 /**
  * The run store: what RabbitMQ cannot answer (a message's state, attempts,
  * errors and result; counts per state; listing; live dedup keys), kept in a
- * small SQLite file beside the broker. One row per message: inserted at send,
- * updated when leased and when finished, each batch in one transaction.
+ * small SQLite file beside the broker. One row per message: inserted at send and
+ * updated when it finishes, each batch in one transaction.
+ *
+ * Few writes per task: a lease is not written when taken. It waits in memory
+ * for {@link START_FLUSH_MS}; when the outcome comes first (most tasks), one
+ * update records both start and outcome. Leases still running then are written
+ * as `active` in one transaction. Outcomes (finish) are gathered for one tick
+ * and written in one transaction, off the caller's path. Every read and every
+ * other write first writes what is pending, so this process always reads its
+ * own writes. A crash can lose the last tick of outcomes and the last
+ * {@link START_FLUSH_MS} of leases from the record (never from the broker,
+ * which stays the source of truth for delivery).
  *
  * Table `ferry_amqp_runs` (SQL below): takes one row per message id, scoped by
  * `ns` (the transport's prefix); `envelope` is the wire-format JSON as sent;
@@ -60,10 +70,23 @@ export interface StoredReceipt {
   deduplicated: boolean;
 }
 
+/** Leases taken are written at most this long after (unless their outcome comes first). */
+export const START_FLUSH_MS = 200;
+
+/** A lease taken: the attempt it counts and when it started. */
+export interface StartItem {
+  id: string;
+  attempt: number;
+  startedAt: number;
+}
+
 /** A finished message. */
 export interface FinishItem {
   id: string;
   state: "completed" | "cancelled" | "dead";
+  /** The attempt that finished it, with its start (absent when unknown: kept as stored). */
+  attempt?: number;
+  startedAt?: number;
   result?: unknown;
   error?: AttemptError;
 }
@@ -74,6 +97,13 @@ export class RunStore {
   readonly #db: Database.Database;
   readonly #ns: string;
   readonly #stmt;
+  /** Leases taken but not written yet, by id. */
+  #pending = new Map<string, StartItem>();
+  #flushTimer: NodeJS.Timeout | undefined;
+  /** Outcomes not written yet, in order. */
+  #finished: FinishItem[] = [];
+  #finishedAt: number[] = [];
+  #flushScheduled = false;
 
   /** Open (and create) the store at `path`, for queues under prefix `ns`. */
   constructor(path: string, ns: string) {
@@ -95,13 +125,16 @@ export class RunStore {
       exists: db.prepare(`SELECT 1 FROM ferry_amqp_runs WHERE id = ?`).pluck(),
       liveKey: db.prepare(`SELECT id FROM ferry_amqp_runs WHERE ns = ? AND dedup_key = ? AND state IN ('waiting', 'active')`).pluck(),
       remove: db.prepare(`DELETE FROM ferry_amqp_runs WHERE id = ? AND ns = ?`),
-      start: db.prepare(`UPDATE ferry_amqp_runs SET state = 'active', attempt = attempt + 1, started_at = ? WHERE id = ? AND ns = ? AND state IN ('waiting', 'active') RETURNING attempt`).pluck(),
-      finish: db.prepare(`UPDATE ferry_amqp_runs SET state = ?, result = ?, finished_at = ? WHERE id = ? AND ns = ?`),
+      start: db.prepare(`UPDATE ferry_amqp_runs SET state = 'active', attempt = ?, started_at = ? WHERE id = ? AND ns = ? AND state IN ('waiting', 'active')`),
+      finish: db.prepare(`UPDATE ferry_amqp_runs SET state = ?, result = ?, finished_at = ?, attempt = COALESCE(?, attempt), started_at = COALESCE(?, started_at) WHERE id = ? AND ns = ?`),
       errors: db.prepare(`SELECT errors FROM ferry_amqp_runs WHERE id = ? AND ns = ?`).pluck(),
-      dead: db.prepare(`UPDATE ferry_amqp_runs SET state = 'dead', errors = ?, finished_at = ? WHERE id = ? AND ns = ?`),
-      retry: db.prepare(`UPDATE ferry_amqp_runs SET state = 'waiting', run_at = ?, attempt = MAX(0, attempt - ?), errors = ? WHERE id = ? AND ns = ?`),
-      requeue: db.prepare(`UPDATE ferry_amqp_runs SET state = 'waiting' WHERE id = ? AND ns = ? AND state = 'active'`),
-      replay: db.prepare(`UPDATE ferry_amqp_runs SET state = 'waiting', attempt = 0, run_at = ?, finished_at = NULL WHERE id = ? AND ns = ?`),
+      dead: db.prepare(`UPDATE ferry_amqp_runs SET state = 'dead', errors = ?, finished_at = ?, attempt = COALESCE(?, attempt), started_at = COALESCE(?, started_at) WHERE id = ? AND ns = ?`),
+      retry: db.prepare(`UPDATE ferry_amqp_runs SET state = 'waiting', run_at = ?, attempt = ?, errors = ? WHERE id = ? AND ns = ?`),
+      requeue: db.prepare(`UPDATE ferry_amqp_runs SET state = 'waiting', attempt = ? WHERE id = ? AND ns = ? AND state IN ('waiting', 'active')`),
+      // a live message holding the same dedupKey keeps it: the replayed one comes back without it
+      replay: db.prepare(`UPDATE ferry_amqp_runs AS r SET state = 'waiting', attempt = 0, run_at = ?, finished_at = NULL,
+        dedup_key = CASE WHEN EXISTS (SELECT 1 FROM ferry_amqp_runs l WHERE l.ns = r.ns AND l.dedup_key = r.dedup_key AND l.state IN ('waiting', 'active') AND l.id <> r.id) THEN NULL ELSE r.dedup_key END
+        WHERE id = ? AND ns = ?`),
       get: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE id = ? AND ns = ?`),
       counts: db.prepare(`SELECT channel, state, COUNT(*) AS n, SUM(state = 'waiting' AND run_at > ?) AS delayed FROM ferry_amqp_runs WHERE ns = ? GROUP BY channel, state`),
       list: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE ns = ? AND state = ? ORDER BY rowid DESC LIMIT ? OFFSET ?`),
@@ -112,6 +145,7 @@ export class RunStore {
 
   /** Record new messages; a known id or a live dedupKey is reported as deduplicated. */
   insert(messages: readonly Envelope[], bodies: readonly string[]): StoredReceipt[] {
+    this.#writeFinished();
     const s = this.#stmt;
     return this.#db.transaction(() =>
       messages.map((m, i) => {
@@ -127,56 +161,102 @@ export class RunStore {
 
   /** Forget rows of a send that failed, so that a retried send is not taken for a duplicate. */
   remove(ids: readonly string[]): void {
+    this.#writeFinished();
     this.#db.transaction(() => {
       for (const id of ids) this.#stmt.remove.run(id, this.#ns);
     })();
   }
 
-  /** Mark messages leased; returns each one's attempt number (undefined when it has no row). */
-  start(ids: readonly string[], now: number): (number | undefined)[] {
-    return this.#db.transaction(() => ids.map((id) => this.#stmt.start.get(now, id, this.#ns) as number | undefined))();
+  /** Note leases taken; written later, or folded into their outcome (see the file's header). */
+  started(items: readonly StartItem[]): void {
+    for (const item of items) this.#pending.set(item.id, item);
+    if (this.#flushTimer === undefined && this.#pending.size > 0) {
+      this.#flushTimer = setTimeout(() => this.flush(), START_FLUSH_MS);
+      this.#flushTimer.unref();
+    }
   }
 
-  /** Record completions, cancellations and dead letters. */
+  /** Write every pending outcome, then every pending lease as `active`, now. */
+  flush(): void {
+    this.#writeFinished();
+    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pending.size === 0 || !this.#db.open) return;
+    const items = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#db.transaction(() => {
+      for (const item of items) this.#stmt.start.run(item.attempt, item.startedAt, item.id, this.#ns);
+    })();
+  }
+
+  /** Record completions, cancellations and dead letters (with their lease, when not written yet), within a tick. */
   finish(items: readonly FinishItem[], now: number): void {
+    for (const item of items) {
+      this.#pending.delete(item.id);
+      this.#finished.push(item);
+      this.#finishedAt.push(now);
+    }
+    if (!this.#flushScheduled && this.#finished.length > 0) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#writeFinished());
+    }
+  }
+
+  #writeFinished(): void {
+    this.#flushScheduled = false;
+    if (this.#finished.length === 0 || !this.#db.open) return;
+    const items = this.#finished;
+    const at = this.#finishedAt;
+    this.#finished = [];
+    this.#finishedAt = [];
     const s = this.#stmt;
     this.#db.transaction(() => {
-      for (const item of items) {
+      items.forEach((item, i) => {
+        const attempt = item.attempt ?? null;
+        const startedAt = item.startedAt ?? null;
         if (item.state === "dead") {
           const errors = this.#errors(item.id);
-          s.dead.run(JSON.stringify(item.error ? appendError(errors, item.error) : errors), now, item.id, this.#ns);
+          s.dead.run(JSON.stringify(item.error ? appendError(errors, item.error) : errors), at[i], attempt, startedAt, item.id, this.#ns);
         } else {
-          s.finish.run(item.state, item.result === undefined ? null : JSON.stringify(item.result), now, item.id, this.#ns);
+          s.finish.run(item.state, item.result === undefined ? null : JSON.stringify(item.result), at[i], attempt, startedAt, item.id, this.#ns);
         }
-      }
+      });
     })();
   }
 
-  /** Record messages put back to waiting, due at `runAt`. */
-  retry(items: readonly { id: string; runAt: number; attemptUsed: boolean; error?: AttemptError | undefined }[]): void {
+  /** Record messages put back to waiting, due at `runAt`, with the attempts used so far. */
+  retry(items: readonly { id: string; runAt: number; attempt: number; error?: AttemptError | undefined }[]): void {
+    this.#writeFinished();
     this.#db.transaction(() => {
       for (const item of items) {
+        this.#pending.delete(item.id);
         const errors = this.#errors(item.id);
-        this.#stmt.retry.run(item.runAt, item.attemptUsed ? 0 : 1, JSON.stringify(item.error ? appendError(errors, item.error) : errors), item.id, this.#ns);
+        this.#stmt.retry.run(item.runAt, item.attempt, JSON.stringify(item.error ? appendError(errors, item.error) : errors), item.id, this.#ns);
       }
     })();
   }
 
-  /** Record leases that ended without an outcome (expired, connection lost, closed). */
-  requeue(ids: readonly string[]): void {
-    if (ids.length === 0) return;
+  /** Record leases that ended without an outcome (expired, connection lost, closed): waiting again, the attempt used. */
+  requeue(items: readonly { id: string; attempt: number }[]): void {
+    if (items.length === 0 || !this.#db.open) return;
+    this.#writeFinished();
     this.#db.transaction(() => {
-      for (const id of ids) this.#stmt.requeue.run(id, this.#ns);
+      for (const item of items) {
+        this.#pending.delete(item.id);
+        this.#stmt.requeue.run(item.attempt, item.id, this.#ns);
+      }
     })();
   }
 
   /** Record a dead message replayed: waiting, due now, attempts reset. */
   replay(id: string, now: number): void {
+    this.#writeFinished();
     this.#stmt.replay.run(now, id, this.#ns);
   }
 
   /** Delete a message's row. */
   discard(id: string): void {
+    this.#writeFinished();
     this.#stmt.remove.run(id, this.#ns);
   }
 
@@ -187,6 +267,7 @@ export class RunStore {
 
   /** Counts per channel and state. */
   counts(now: number): ChannelCounts[] {
+    this.flush();
     const byChannel = new Map<string, ChannelCounts>();
     for (const r of this.#stmt.counts.all(now, this.#ns) as { channel: string; state: MessageState; n: number; delayed: number | null }[]) {
       let c = byChannel.get(r.channel);
@@ -200,6 +281,7 @@ export class RunStore {
   /** Messages in one state, newest first. */
   list(query: ListQuery): MessageRecord[] {
     if (!MESSAGE_STATES.includes(query.state)) throw new FerryError("INVALID_OPTION", `state must be one of ${MESSAGE_STATES.join(", ")}`);
+    this.flush();
     const limit = query.limit ?? 50;
     const offset = query.offset ?? 0;
     const rows = (query.channel === undefined ? this.#stmt.list.all(this.#ns, query.state, limit, offset) : this.#stmt.listChannel.all(this.#ns, query.state, query.channel, limit, offset)) as Row[];
@@ -208,12 +290,14 @@ export class RunStore {
 
   /** One message's record, or null. */
   get(id: string): MessageRecord | null {
+    this.flush();
     const row = this.#stmt.get.get(id, this.#ns) as Row | undefined;
     return row ? toRecord(row) : null;
   }
 
   /** Delete finished rows older than `before`. */
   prune(before: number, states: readonly MessageState[]): number {
+    this.#writeFinished();
     return this.#db.transaction(() => {
       let n = 0;
       for (const state of states) if (state !== "waiting" && state !== "active") n += this.#stmt.prune.run(this.#ns, state, before).changes;
@@ -223,7 +307,9 @@ export class RunStore {
 
   /** Close the file. Idempotent. */
   close(): void {
-    if (this.#db.open) this.#db.close();
+    if (!this.#db.open) return;
+    this.flush();
+    this.#db.close();
   }
 }
 

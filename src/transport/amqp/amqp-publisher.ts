@@ -1,0 +1,136 @@
+/**
+ * Publishing for the RabbitMQ transport: declaring the queues of a channel and
+ * the delay buckets (once per connection generation), choosing the bucket of a
+ * copy that is not due yet, and publishing batches with publisher confirms.
+ */
+import type { Channel, Options } from "amqplib";
+import type { Envelope } from "../../core/envelope.ts";
+import { FerryError } from "../../core/errors.ts";
+import type { Link } from "./amqp-connection.ts";
+import type { ResolvedAmqpOptions } from "./amqp-options.ts";
+import { amqpPriority, bucketArguments, bucketFor, bucketName, channelQueue, deadQueue, HEADER, queueArguments } from "./topology.ts";
+
+/**
+ * A copy due within this many ms is not sent through a delay bucket: the
+ * consumer holds it in memory until due (a bucket hop costs more than that).
+ */
+export const HOLD_MS = 100;
+
+/**
+ * A bucket is chosen for the remaining delay less this margin, so that a hop
+ * which comes back a little late (broker expiry, dead-lettering, a busy event
+ * loop) still arrives before the due time and the last stretch is waited out
+ * in memory, on a timer, instead of late.
+ */
+export const HOP_MARGIN_MS = 40;
+
+/** Declares topology and publishes, for one transport. */
+export class Publisher {
+  /** Names of every queue and exchange declared (for clean-up tooling). */
+  readonly declaredEver = new Set<string>();
+  readonly #options: ResolvedAmqpOptions;
+  #declared = new Map<string, Promise<void>>();
+
+  constructor(options: ResolvedAmqpOptions) {
+    this.#options = options;
+  }
+
+  /** Forget what was declared (after a connection loss, declare again on the new one). */
+  reset(): void {
+    this.#declared.clear();
+  }
+
+  #declare(link: Link, name: string, make: (ch: Channel) => Promise<unknown>): Promise<void> {
+    const key = `${link.generation}|${name}`;
+    let p = this.#declared.get(key);
+    if (!p) {
+      this.declaredEver.add(name);
+      p = (async () => {
+        const ch = await link.model.createChannel();
+        ch.on("error", () => {});
+        try {
+          await make(ch);
+        } catch (err) {
+          this.#declared.delete(key);
+          throw new FerryError("CONFIG_INVALID", `RabbitMQ refused to declare ${JSON.stringify(name)}: ${(err as Error).message}; an existing queue with other arguments (e.g. classic vs quorum) must be deleted or use another ?prefix=`, { cause: err });
+        }
+        await ch.close().catch(() => {});
+      })();
+      this.#declared.set(key, p);
+    }
+    return p;
+  }
+
+  /** Declare a channel's queue and dead-letter queue. */
+  ensureChannel(link: Link, channel: string): Promise<void> {
+    const { prefix, queueType } = this.#options;
+    const args = queueArguments(queueType);
+    return this.#declare(link, channelQueue(prefix, channel), async (ch) => {
+      await ch.assertQueue(channelQueue(prefix, channel), args);
+      await ch.assertQueue(deadQueue(prefix, channel), args);
+      this.declaredEver.add(deadQueue(prefix, channel));
+    });
+  }
+
+  /** Declare the queues of many channels. */
+  ensureChannels(link: Link, channels: Iterable<string>): Promise<void[]> {
+    return Promise.all([...new Set(channels)].map((c) => this.ensureChannel(link, c)));
+  }
+
+  #ensureBucket(link: Link, k: number): Promise<void> {
+    const name = bucketName(this.#options.prefix, k);
+    return this.#declare(link, name, async (ch) => {
+      await ch.assertExchange(name, "fanout", { durable: true });
+      await ch.assertQueue(name, bucketArguments(this.#options.queueType, k));
+      await ch.bindQueue(name, name, "");
+    });
+  }
+
+  /** The delay bucket for a copy due at `runAt`, or undefined to publish straight to its queue (the consumer holds the last {@link HOLD_MS}). */
+  route(runAt: number, now: number): number | undefined {
+    const remaining = runAt - now;
+    return remaining > HOLD_MS ? bucketFor(remaining - HOP_MARGIN_MS) : undefined;
+  }
+
+  /** Declare the buckets that copies due at `runAts` go through. */
+  buckets(link: Link, runAts: Iterable<number>, now: number): Promise<void[]> {
+    const ks = new Set<number>();
+    for (const at of runAts) {
+      const k = this.route(at, now);
+      if (k !== undefined) ks.add(k);
+    }
+    return Promise.all([...ks].map((k) => this.#ensureBucket(link, k)));
+  }
+
+  /** Publish one copy (to its channel queue, or to delay bucket `bucket`). */
+  publish(link: Link, content: Buffer, e: Envelope, runAt: number, attempts: number, bucket: number | undefined, done: (err: unknown) => void): void {
+    const props: Options.Publish = { persistent: true };
+    // the body carries runAt and attempt as sent; headers only when a copy differs from it
+    if (runAt !== e.runAt || attempts !== e.attempt) props.headers = attempts > 0 ? { [HEADER.runAt]: runAt, [HEADER.attempts]: attempts } : { [HEADER.runAt]: runAt };
+    if (this.#options.queueType === "classic") props.priority = amqpPriority(e.priority);
+    const queue = channelQueue(this.#options.prefix, e.channel);
+    if (bucket === undefined) link.publish.publish("", queue, content, props, done);
+    else link.publish.publish(bucketName(this.#options.prefix, bucket), queue, content, props, done);
+  }
+
+  /** Publish a batch with confirms: `each` publishes with the callback it is given; resolves when all are confirmed. */
+  confirmed(count: number, each: (done: (err: unknown) => void) => void): Promise<void> {
+    if (count === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let left = count;
+      let failed = false;
+      const done = (err: unknown) => {
+        if (failed) return;
+        if (err) {
+          failed = true;
+          reject(err instanceof Error ? err : new Error(String(err ?? "nacked")));
+        } else if (--left === 0) resolve();
+      };
+      try {
+        each(done);
+      } catch (err) {
+        done(err ?? new Error("publish failed"));
+      }
+    });
+  }
+}
