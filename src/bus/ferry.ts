@@ -176,6 +176,11 @@ export class Ferry {
     return [...this.#tasks.values()];
   }
 
+  /** Every event this Ferry knows by definition (from `events` and `on()`). */
+  eventDefinitions(): EventDefinition[] {
+    return [...this.#events.values()];
+  }
+
   /**
    * Subscribe a task to an event (or an event name pattern like `order.*.paid`):
    * each publish fans out to it. With a channel it is delivered async (optionally

@@ -112,8 +112,10 @@ export function createApp(ferry: Ferry, options: AppOptions = {}): Hono<Env> {
   for (const [k, v] of Object.entries(limits)) {
     if (!Number.isInteger(v) || v < 1) throw new FerryError("INVALID_OPTION", `${k} must be a whole number >= 1`, { details: { option: k } });
   }
-  const events = options.events ?? [];
-  const knownEvents = new Set(events.map((e) => e.name));
+  // Given events are an allowlist; by default every event name may be published (patterns route
+  // external names) and the Ferry's own event definitions describe the API.
+  const events = options.events ?? ferry.eventDefinitions();
+  const knownEvents = new Set((options.events ?? []).map((e) => e.name));
   const hub = new SseHub(ferry, options.sse);
   const idempotency = new IdempotencyCache(options.idempotency);
   const metrics = new FerryMetrics(ferry);
