@@ -120,6 +120,18 @@ export async function registerUser(email: string, name: string): Promise<string>
   return user.id;
 }
 
+/**
+ * Sign-up over HTTP (seed 001): `POST /v1/tasks/user.register` answers 202 at once;
+ * this task saves the user and publishes `user.registered`; its result (the new
+ * user's id) comes back by poll or server-sent events.
+ */
+export const registerTask = defineTask("user.register", {
+  channel: "signups",
+  schema: z.object({ email: z.string().email(), name: z.string().min(1).max(100) }),
+  run: async ({ email, name }) => ({ userId: await registerUser(email, name) }),
+});
+ferry.register(registerTask);
+
 /** Create an order and announce it (which schedules its close-unpaid check). */
 export async function createOrder(userId: string, total: number): Promise<string> {
   const orderId = `o-${randomUUID().slice(0, 8)}`;

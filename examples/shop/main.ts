@@ -5,7 +5,9 @@
  * params, duration, message). Runs until Ctrl-C; with `--once` it exits when
  * all the work it caused is done.
  */
+import { randomBytes } from "node:crypto";
 import { isInspectable } from "../../src/index.ts";
+import { serve } from "../../src/http/server.ts";
 import type { RunReport } from "../../src/index.ts";
 import { startCrm, startSmtp } from "./services.ts";
 
@@ -41,6 +43,12 @@ const worker = ferry.worker({ concurrency: 8, handleSignals: !once });
 await worker.start();
 say(`shop   worker running on ${ferry.channels().join(", ")}; SMTP on 127.0.0.1:${smtp.port}, CRM at ${crm.url}`);
 
+// Seed 001: the HTTP API (202 + status URL + SSE) and the dashboard's data, token-protected.
+const token = process.env.FERRY_TOKEN ?? randomBytes(18).toString("base64url");
+const http = await serve(ferry, { port: once ? 0 : Number(process.env.PORT ?? 8080), host: "127.0.0.1", tokens: { read: [token], admin: [token] } });
+say(`shop   HTTP API on ${http.url}${process.env.FERRY_TOKEN ? " (token from FERRY_TOKEN)" : `, token ${token}`}`);
+say(`shop   try: curl -s -X POST ${http.url}/v1/tasks/user.register -H "Authorization: Bearer ${process.env.FERRY_TOKEN ? "$FERRY_TOKEN" : token}" -H "Content-Type: application/json" -d '{"payload":{"email":"dee@example.com","name":"Dee"}}'`);
+
 // Seeds 000 and 003: registrations; each fans out to mail, audit and CRM.
 const users: Record<string, string> = {};
 for (const [email, name] of [["ada@example.com", "Ada"], ["bob@example.com", "Bob"], ["chen@example.com", "Chen"]] as const) {
@@ -73,6 +81,7 @@ if (once) {
   say("shop   running; Ctrl-C to stop");
 }
 await stopped;
+await http.close();
 await ferry.close();
 const store = shop.shopStore();
 say(`shop   done: ${smtp.mails.length} mails delivered, ${crm.calls.length} CRM calls (${crm.calls.filter((c) => c.status !== 200).length} failed), order ${unpaid} ${store.order(unpaid)?.status}, order ${paid} ${store.order(paid)?.status}, ${store.auditCount()} audit entries`);
