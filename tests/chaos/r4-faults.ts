@@ -1,10 +1,14 @@
 /**
  * R4, handler faults: handlers that throw, exceed their timeout, hang ignoring
  * the abort, call `process.exit`, leave a rejection unhandled, or leak memory
- * until the process dies (in a worker with a small heap), mixed with no-op
- * jobs. Poison messages must reach the dead-letter store after exactly N
- * attempts (crashes count: the worker's `WORKER_CRASHED` rule) and the other
- * jobs must keep flowing with nothing lost.
+ * until the process dies, mixed with no-op jobs. Poison messages must reach
+ * the dead-letter store after exactly N attempts (crashes count: the worker's
+ * `WORKER_CRASHED` rule) and the other jobs must keep flowing with nothing lost.
+ *
+ * Two channels: `chaos-r4` (throw, timeout, hang, unhandled rejection, no-ops)
+ * on regular workers, and `chaos-r4-crash` (process.exit, memory leak, no-ops)
+ * on workers with a small heap and concurrency 1, so a crash takes down only
+ * the attempt that caused it and each poison message's fate is its own.
  */
 import { join } from "node:path";
 import { createTransport, isInspectable, type Transport } from "../../src/index.ts";
@@ -31,8 +35,10 @@ export interface R4Options {
   workers?: number;
   /** Concurrency per regular worker. Default 8. */
   concurrency?: number;
-  /** Heap of the worker that runs the leaking task, MB. Default 64. */
+  /** Heap of the workers that run the crashing tasks, MB. Default 64. */
   leakHeapMb?: number;
+  /** Workers (concurrency 1) on the crash channel. Default 2. */
+  crashWorkers?: number;
   /** Install the process-level unhandledRejection guard in workers. Default true. */
   guardRejections?: boolean;
   /** Give up after this long (ms). Default 180,000. */
@@ -54,6 +60,8 @@ export interface FaultOutcome {
   maxAttemptRun: number;
   /** Codes of the final error, counted. */
   finalCodes: Record<string, number>;
+  /** Attempt numbers of the final error, counted. */
+  finalAttempts: Record<string, number>;
 }
 
 /** What R4 measured. */
@@ -74,7 +82,8 @@ export interface R4Result {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MAIN = "chaos-r4";
-const LEAK = "chaos-r4-leak";
+const CRASH = "chaos-r4-crash";
+const CRASHING: readonly FaultKind[] = ["exit", "leak"];
 
 /** Run R4 once on `target`. */
 export async function runR4(options: R4Options): Promise<R4Result> {
@@ -87,20 +96,21 @@ export async function runR4(options: R4Options): Promise<R4Result> {
   const transport: Transport = await createTransport(options.target.url);
   const base = { url: options.target.url, ledger: ledgerPath, lease: "2s", guardRejections: options.guardRejections ?? true };
   const regular = { config: { ...base, channels: [MAIN], concurrency: options.concurrency ?? 8 } };
-  const leaker = { config: { ...base, channels: [LEAK], concurrency: 4 }, heapMb: options.leakHeapMb ?? 64 };
-  const supervisor = new Supervisor([...Array.from({ length: options.workers ?? 2 }, () => regular), leaker], { verbose: options.verbose ?? false });
+  const crasher = { config: { ...base, channels: [CRASH], concurrency: 1 }, heapMb: options.leakHeapMb ?? 64 };
+  const specs = [...Array.from({ length: options.workers ?? 2 }, () => regular), ...Array.from({ length: options.crashWorkers ?? 2 }, () => crasher)];
+  const supervisor = new Supervisor(specs, { verbose: options.verbose ?? false });
   const mustComplete = [CHAOS_TASKS.noop, CHAOS_TASKS.unhandled];
   try {
     await supervisor.start();
     const started = Date.now();
     const sends: Promise<void>[] = [];
     for (const kind of POISON_FAULTS) {
-      const channel = kind === "leak" ? LEAK : MAIN;
+      const channel = CRASHING.includes(kind) ? CRASH : MAIN;
       sends.push(produce({ transport, history, channel, task: CHAOS_TASKS[kind], count: poison, maxAttempts: attempts }));
     }
     sends.push(produce({ transport, history, channel: MAIN, task: CHAOS_TASKS.unhandled, count: options.unhandled ?? 20, maxAttempts: 1000 }));
     sends.push(produce({ transport, history, channel: MAIN, task: CHAOS_TASKS.noop, count: Math.ceil(jobs / 2), maxAttempts: 1000, batch: 100 }));
-    sends.push(produce({ transport, history, channel: LEAK, task: CHAOS_TASKS.noop, count: Math.floor(jobs / 2), maxAttempts: 1000, batch: 100 }));
+    sends.push(produce({ transport, history, channel: CRASH, task: CHAOS_TASKS.noop, count: Math.floor(jobs / 2), maxAttempts: 1000, batch: 100 }));
     await Promise.all(sends);
     const poisonIds = new Map<FaultKind, string[]>(POISON_FAULTS.map((k) => [k, history.ackedIds(CHAOS_TASKS[k])]));
     const owed = mustComplete.reduce((n, t) => n + history.ackedIds(t).length, 0);
@@ -128,7 +138,7 @@ export async function runR4(options: R4Options): Promise<R4Result> {
     for (const [kind, ids] of poisonIds) {
       const task = CHAOS_TASKS[kind];
       const mine = starts.filter((r) => r.task === task);
-      const outcome: FaultOutcome = { kind, messages: ids.length, dead: 0, deadAtN: 0, runs: mine.length, maxAttemptRun: Math.max(0, ...mine.map((r) => r.attempt)), finalCodes: {} };
+      const outcome: FaultOutcome = { kind, messages: ids.length, dead: 0, deadAtN: 0, runs: mine.length, maxAttemptRun: Math.max(0, ...mine.map((r) => r.attempt)), finalCodes: {}, finalAttempts: {} };
       if (isInspectable(transport)) {
         for (const id of ids) {
           const record = await transport.get(id);
@@ -138,6 +148,8 @@ export async function runR4(options: R4Options): Promise<R4Result> {
           if (last?.attempt === attempts) outcome.deadAtN++;
           const code = last?.code ?? "none";
           outcome.finalCodes[code] = (outcome.finalCodes[code] ?? 0) + 1;
+          const at = String(last?.attempt ?? "none");
+          outcome.finalAttempts[at] = (outcome.finalAttempts[at] ?? 0) + 1;
         }
       }
       faults.push(outcome);
@@ -172,7 +184,7 @@ export function describeR4(r: R4Result): string {
       `${r.drained ? "" : "NOT DRAINED (unfinished jobs count as lost above; they may still be queued), "}crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
   ];
   for (const f of r.faults) {
-    lines.push(`  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}`);
+    lines.push(`  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}, final attempts ${JSON.stringify(f.finalAttempts)}`);
   }
   return lines.join("\n");
 }

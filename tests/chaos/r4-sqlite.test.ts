@@ -24,16 +24,18 @@ describe("R4 handler faults on SQLite", () => {
         assert.equal(f.dead, f.messages, `${f.kind}: every poison message is dead`);
         assert.equal(f.deadAtN, f.messages, `${f.kind}: the last failure recorded is attempt N=${r.attempts}`);
         assert.ok(f.maxAttemptRun <= r.attempts, `${f.kind}: no handler ran past attempt N`);
-        assert.ok(f.runs >= f.messages, `${f.kind}: each poison message ran at least once`);
+        assert.equal(f.runs, f.messages * r.attempts, `${f.kind}: each poison message's handler ran exactly N times`);
       }
       const byKind = Object.fromEntries(r.faults.map((f) => [f.kind, f]));
       assert.deepEqual(byKind.throw!.finalCodes, { HANDLER_FAILED: 2 }, "throwing handlers end with their own error");
+      assert.deepEqual(byKind.timeout!.finalCodes, { TIMEOUT: 2 }, "a handler past its timeout is aborted");
+      assert.deepEqual(byKind.hang!.finalCodes, { TIMEOUT: 2 }, "a handler ignoring the abort still ends its attempt at the timeout");
       assert.deepEqual(byKind.exit!.finalCodes, { WORKER_CRASHED: 2 }, "process.exit counts as a crashed attempt");
       assert.deepEqual(byKind.leak!.finalCodes, { WORKER_CRASHED: 2 }, "running out of memory counts as a crashed attempt");
-      assert.ok(r.crashes >= 2, "the exit and leak tasks crashed worker processes, which were restarted");
+      assert.equal(r.crashes, 2 * 2 * r.attempts, "each exit and leak attempt crashed its worker process, which was restarted");
       assert.ok(r.rejectionsCaught >= 10, "the worker process survived unhandled rejections");
     } finally {
-      await target.cleanup(["chaos-r4", "chaos-r4-leak"]);
+      await target.cleanup(["chaos-r4", "chaos-r4-crash"]);
     }
   });
 });

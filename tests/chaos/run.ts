@@ -131,7 +131,7 @@ for (const name of chosen as TargetName[]) {
     r1Results.push({ ...(calm ? { calm } : {}), kills });
   }
   if (doR4) {
-    const r4 = await withTarget(name, "r4", ["chaos-r4", "chaos-r4-leak"], (target) =>
+    const r4 = await withTarget(name, "r4", ["chaos-r4", "chaos-r4-crash"], (target) =>
       runR4({ target, jobs: quick ? 1000 : 5000, poison: 3, attempts: 3, workers: 2, concurrency, guardRejections: !values["no-rejection-guard"], verbose }),
     );
     console.log(describeR4(r4));
