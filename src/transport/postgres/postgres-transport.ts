@@ -339,7 +339,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
 
   #record(r: RecordRow): MessageRecord {
     const rec: MessageRecord = { message: toEnvelope(r), state: r.state, errors: r.errors };
-    if (r.result !== null) rec.result = r.result;
+    if (r.has_result) rec.result = r.result;
     if (r.started_at !== null) rec.startedAt = r.started_at;
     if (r.finished_at !== null) rec.finishedAt = r.finished_at;
     return rec;

@@ -38,6 +38,8 @@ export interface RecordRow extends EnvelopeRow {
   state: MessageState;
   errors: AttemptError[];
   result: unknown;
+  /** False when no result was stored (SQL NULL), true for any JSON value, `null` included. */
+  has_result: boolean;
   started_at: number | null;
   finished_at: number | null;
 }

@@ -160,7 +160,7 @@ export function buildStatements(q: string) {
 
     /** Finished run records in a state, newest first. $1 state, $2 channel or null, $3 limit, $4 offset. */
     listFinished: st("list_finished", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m
       WHERE m.state = $1 AND m.${FINISHED} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
 
     /**
@@ -168,12 +168,12 @@ export function buildStatements(q: string) {
      * by seq (that would cost every receive a write): a large backlog makes it a scan.
      */
     listLive: st("list_live", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m
       WHERE m.state = $1 AND m.${LIVE} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
 
     /** One run record. $1 id. */
     get: st("get", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, m.started_at, m.finished_at FROM ${t} m WHERE m.id = $1`),
+      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m WHERE m.id = $1`),
 
     /**
      * Dead rows back to waiting, due now, attempts reset. $1 text[]: ids. A row whose
