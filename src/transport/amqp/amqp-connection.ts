@@ -210,6 +210,10 @@ export class AmqpConnection {
     if (link) {
       this.#aborts.get(link)?.abort();
       this.#options.onLost(link.generation);
+      // close the channels first: a channel's close waits for the broker's close-ok, so acks
+      // written just before reach it; closing the connection at once can lose them (the
+      // message then comes back although it was acked)
+      await Promise.all([link.consume.close().catch(() => {}), link.publish.close().catch(() => {})]);
       await link.model.close().catch(() => {});
     }
   }

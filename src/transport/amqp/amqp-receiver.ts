@@ -166,7 +166,8 @@ export class Receiver {
     }
     const headers = raw.properties.headers ?? {};
     const runAt = typeof headers[HEADER.runAt] === "number" ? (headers[HEADER.runAt] as number) : envelope.runAt;
-    const redeliveries = typeof headers["x-delivery-count"] === "number" ? (headers["x-delivery-count"] as number) : raw.fields.redelivered ? 1 : 0;
+    // x-delivery-count only when this queue redelivered it: a copy dead-lettered from a delay bucket may carry the bucket's
+    const redeliveries = !raw.fields.redelivered ? 0 : typeof headers["x-delivery-count"] === "number" ? (headers["x-delivery-count"] as number) : 1;
     const priorAttempts = (typeof headers[HEADER.attempts] === "number" ? (headers[HEADER.attempts] as number) : envelope.attempt) + redeliveries;
     const held: Held = { raw, envelope, runAt, priorAttempts, consumer, generation: link.generation, token: "", attempt: 0, startedAt: 0, expiresAt: 0, lapsed: false };
     if (runAt - Date.now() > HOLD_MS) this.#hop(held);

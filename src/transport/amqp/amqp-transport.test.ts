@@ -110,6 +110,43 @@ if (skipReason) {
       }
     });
 
+    it("acks written just before close reach the broker (nothing acked comes back)", async () => {
+      const ch = `close-acks-${Date.now().toString(36)}`;
+      const first = await open({ runStore: false });
+      const sent = Array.from({ length: 20 }, (_, n) => createEnvelope({ name: "close.task", channel: ch, payload: { n } }));
+      await first.send(sent);
+      const got: Awaited<ReturnType<AmqpTransport["receive"]>> = [];
+      while (got.length < sent.length) got.push(...(await first.receive({ channels: [ch], max: 20, leaseMs: 30_000, waitMs: 2000 })));
+      assert.deepEqual(await first.ack(got.map((d) => ({ id: d.message.id, token: d.token }))), got.map(() => true));
+      await first.close();
+      const second = await open({ runStore: false });
+      try {
+        assert.deepEqual(await second.receive({ channels: [ch], max: 20, leaseMs: 30_000, waitMs: 500 }), []);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it("a lapsed lease no one here takes goes back to the broker for other consumers, its attempt counted", async () => {
+      const ch = `lapse-${Date.now().toString(36)}`;
+      const a = await open({ runStore: false });
+      const b = await open({ runStore: false });
+      try {
+        const m = createEnvelope({ name: "lapse.task", channel: ch, payload: null });
+        await a.send([m]);
+        const [d1] = await a.receive({ channels: [ch], max: 1, leaseMs: 100, waitMs: 2000 });
+        assert.equal(d1?.message.attempt, 1);
+        const [d2] = await b.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 5000 });
+        assert.equal(d2?.message.id, m.id, "another consumer gets it once the first let it go");
+        assert.equal(d2?.message.attempt, 2);
+        assert.deepEqual(await a.ack([{ id: m.id, token: d1!.token }]), [false], "the first lease is void once the message went back");
+        assert.deepEqual(await b.ack([{ id: m.id, token: d2!.token }]), [true]);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
     it("classic queues honour priority", async () => {
       const t = await open({ queueType: "classic" }, `${runId}-classic`);
       try {
