@@ -85,6 +85,7 @@ export async function runR1(options: R1Options): Promise<R1Result> {
   const channel = "chaos-r1";
   const ledgerPath = join(options.target.dir, `ledger-r1-${killEveryMs > 0 ? "kills" : "calm"}-${Date.now()}.db`);
   const ledger = new Ledger(ledgerPath);
+  let ledgerOpen = true;
   const history = new EnqueueHistory();
   const transport: Transport = await createTransport(options.target.url);
   const urls = options.workerUrls ?? [options.target.url];
@@ -103,7 +104,10 @@ export async function runR1(options: R1Options): Promise<R1Result> {
   try {
     await supervisor.start();
     const started = Date.now();
-    options.onStart?.({ doneCount: () => ledger.doneCount(), stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
+    let lastDone = 0;
+    // Fault loops may outlive the run by a moment: after the ledger closes they read the last count.
+    const doneCount = () => (ledgerOpen ? (lastDone = ledger.doneCount()) : lastDone);
+    options.onStart?.({ doneCount, stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
     if (killEveryMs > 0) killer = setInterval(() => supervisor.killRandom(), killEveryMs);
     let producing = true;
     const timed = options.durationMs === undefined ? {} : { until: started + options.durationMs, backlog: () => history.counts().acked - ledger.doneCount() };
@@ -178,6 +182,7 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     if (killer) clearInterval(killer);
     await supervisor.stop();
     await transport.close();
+    ledgerOpen = false;
     ledger.close();
   }
 }
