@@ -90,6 +90,11 @@ export class Ledger {
     return (this.#db.prepare("SELECT COUNT(DISTINCT message_id) AS n FROM runs WHERE kind = 'done'").get() as { n: number }).n;
   }
 
+  /** How many `done` rows one process appended. */
+  doneCountOf(pid: number): number {
+    return (this.#db.prepare("SELECT COUNT(*) AS n FROM runs WHERE kind = 'done' AND pid = ?").get(pid) as { n: number }).n;
+  }
+
   /** Up to `limit` message ids with a `done` row, at random. */
   sampleDone(limit: number): string[] {
     return (this.#db.prepare("SELECT DISTINCT message_id AS id FROM runs WHERE kind = 'done' ORDER BY random() LIMIT ?").all(limit) as { id: string }[]).map((r) => r.id);

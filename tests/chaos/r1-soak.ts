@@ -36,7 +36,7 @@ export interface R1Options {
   /** Called about once a second while running (progress, faults). */
   onTick?: (progress: { done: number; acked: number; kills: number; elapsedMs: number }) => void | Promise<void>;
   /** Called once the workers are up and the clock starts; `doneCount` reads the ledger. */
-  onStart?: (control: { doneCount: () => number; stats: () => { kills: number; crashes: number } }) => void;
+  onStart?: (control: { doneCount: () => number; doneCountOf: (slot: number) => number; stats: () => { kills: number; crashes: number } }) => void;
   /** Print worker stderr. Default false. */
   verbose?: boolean;
 }
@@ -107,7 +107,11 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     let lastDone = 0;
     // Fault loops may outlive the run by a moment: after the ledger closes they read the last count.
     const doneCount = () => (ledgerOpen ? (lastDone = ledger.doneCount()) : lastDone);
-    options.onStart?.({ doneCount, stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
+    const doneCountOf = (slot: number) => {
+      const pid = supervisor.pid(slot);
+      return ledgerOpen && pid !== undefined ? ledger.doneCountOf(pid) : 0;
+    };
+    options.onStart?.({ doneCount, doneCountOf, stats: () => ({ kills: supervisor.stats.kills, crashes: supervisor.stats.crashes }) });
     if (killEveryMs > 0) killer = setInterval(() => supervisor.killRandom(), killEveryMs);
     let producing = true;
     const timed = options.durationMs === undefined ? {} : { until: started + options.durationMs, backlog: () => history.counts().acked - ledger.doneCount() };

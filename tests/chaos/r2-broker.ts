@@ -38,7 +38,7 @@ export interface FaultRecord {
   fault: string;
   /** How long the fault lasted (ms). */
   lastedMs: number;
-  /** From the fault's end to the next completed job (ms); -1 when none came within 30 s or the run ended. */
+  /** From the fault's end to the next job completed by a worker behind the fault (ms); -1 when none came within 30 s or the run ended. */
   resumedAfterMs: number;
 }
 
@@ -126,12 +126,14 @@ export async function runR2(options: R2Options): Promise<R2Result> {
       workerUrls,
       verbose: options.verbose ?? false,
       deadlineMs: 600_000,
-      onStart: ({ doneCount }) => {
+      // Progress of the workers the faults hit: the proxied one (slot 0), or all of them on a restart.
+      onStart: ({ doneCount, doneCountOf }) => {
+        const progress = mode === "proxy" ? () => doneCountOf(0) : doneCount;
         loop = (async () => {
           for (let i = 0; !stop.signal.aborted; i++) {
             await sleep(options.faultEveryMs ?? 3000);
             if (stop.signal.aborted) break;
-            const record = await injectors[i % injectors.length]!(doneCount, stop.signal);
+            const record = await injectors[i % injectors.length]!(progress, stop.signal);
             if (record) faults.push(record);
             // A restart is one fault per run: enough to see recovery without hammering a shared server.
             if (mode === "restart") break;
@@ -158,6 +160,6 @@ export function describeR2(r: R2Result): string {
     `R2 ${s.transport} (${r.mode}): ${c.acked} jobs acked (${c.failedSends} sends failed), lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}), ` +
       `${s.throughput}/s over ${(s.elapsedMs / 1000).toFixed(1)} s, drained ${s.drained}, stale completions refused ${s.leaseLost}, warnings ${JSON.stringify(s.warnings)}`,
   ];
-  for (const f of r.faults) lines.push(`  ${f.fault}: lasted ${f.lastedMs} ms, resumed ${f.resumedAfterMs < 0 ? "not seen" : `${f.resumedAfterMs} ms`} after`);
+  for (const f of r.faults) lines.push(`  ${f.fault}: lasted ${f.lastedMs} ms, resumed ${f.resumedAfterMs < 0 ? "not seen (none within 30 s, or the run ended first)" : `${f.resumedAfterMs} ms after`}`);
   return lines.join("\n");
 }

@@ -11,7 +11,7 @@
  *   npm run chaos -- --transport postgres --r2-restart       restart the real server mid-run (shared servers: see docs)
  *
  * Flags: --quick, --transport sqlite|redis|postgres|amqp|all (comma list; default all),
- * --jobs N (R1 jobs; default 100,000, quick 2,000), --workers N (default 4, quick 2),
+ * --jobs N (R1 jobs, default 100,000, quick 2,000; R2 jobs, default 20,000, quick 5,000), --workers N (default 4, quick 2),
  * --concurrency N (default 8), --kill-every DURATION (default 2s, quick 1s),
  * --duration DURATION (R1 enqueues for this long instead of --jobs),
  * --r1 --r4 --r2 --r2-restart (which tests; default R1 and R4), --no-baseline (skip
@@ -148,7 +148,7 @@ for (const name of chosen as TargetName[]) {
       continue;
     }
     const r2 = await withTarget(name, `r2${mode}`, ["chaos-r1"], (target) =>
-      runR2({ target, mode: mode as "proxy" | "restart", jobs: quick ? 5000 : 20_000, workers: 2, concurrency, verbose }),
+      runR2({ target, mode: mode as "proxy" | "restart", jobs: values.jobs !== undefined ? jobs : quick ? 5000 : 20_000, workers: 2, concurrency, verbose }),
     );
     console.log(describeR2(r2));
     if (r2.soak.check.lost > 0 || r2.soak.check.unexpected > 0 || !r2.soak.drained) {

@@ -104,6 +104,11 @@ export class Supervisor {
     return this.#slots.filter((s) => s.child).length;
   }
 
+  /** The pid of the process in slot `index` now, if one is running. */
+  pid(index: number): number | undefined {
+    return this.#slots[index]?.child?.pid;
+  }
+
   /** SIGKILL one random live, ready worker (it is restarted at once). Returns its pid. */
   killRandom(): number | undefined {
     const live = this.#slots.filter((s) => s.child && s.ready);
