@@ -62,6 +62,8 @@ interface InFlight {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   killTimer?: NodeJS.Timeout;
+  /** The worker gave up on it (timeout, abort); the child still has it until it lets go or is killed. */
+  abandoned?: boolean;
 }
 
 interface Child {
@@ -221,7 +223,9 @@ export class ProcessPool implements Executor {
       if (this.#closed) throw new FerryError("ABORTED", "the process pool is closed");
       if (signal.aborted) throw signal.reason;
       let best: Child | undefined;
-      for (const c of this.#live()) if (c.load < this.perProcess && (!best || c.load < best.load)) best = c;
+      // A child still holding an abandoned handler counts it: it may be killed any moment.
+      const busy = (c: Child) => c.load + [...c.inFlight.values()].filter((j) => j.abandoned).length;
+      for (const c of this.#live()) if (busy(c) < this.perProcess && (!best || busy(c) < busy(best))) best = c;
       if (best) {
         best.load++;
         try {
@@ -254,6 +258,7 @@ export class ProcessPool implements Executor {
           reject(reason);
           // The attempt is over for the worker; the child gets killGrace to let go of it.
           job.resolve = job.reject = () => undefined;
+          job.abandoned = true;
           job.killTimer = setTimeout(() => {
             if (picked.inFlight.has(rid) && !picked.exited) {
               this.#warn("EXECUTOR_KILLED", `executor ${picked.pid} ignored the abort of "${task.name}" (${ctx.id}) for ${this.killGraceMs} ms; killing it`);
