@@ -1,13 +1,15 @@
 /**
  * Micro benchmark of the RabbitMQ transport beside raw amqplib, for tuning.
  *
- *   npx tsx bench/amqp-transport-micro.ts [count=20000]
+ *   npx tsx bench/amqp-transport-micro.ts [count=20000] [rounds=3]
  *
  * Measures: publishing with confirms in batches of 1,000 (raw ConfirmChannel vs
  * `send`), consuming with acks at prefetch 50 (raw consumer vs `receive(max 50)`
  * + `ack` batches, as a worker at concurrency 50 does), with and without the run
- * store, and the lateness of delayed messages. Uses its own queues under a unique
- * prefix and deletes them at the end. Figures on a shared 2-core machine are indicative.
+ * store, and the lateness of delayed messages. Each round runs every system once,
+ * interleaved, and the medians of the rounds are printed (a busy shared machine
+ * drifts between runs). Uses its own queues under a unique prefix and deletes
+ * them at the end. Figures on a shared 2-core machine are indicative.
  */
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +21,7 @@ import { AmqpTransport } from "../src/transport/amqp/amqp-transport.ts";
 
 const URL_TEXT = process.env.FERRY_TEST_AMQP ?? "amqp://guest:guest@127.0.0.1:5672/%2F";
 const N = Number(process.argv[2] ?? 20_000);
+const ROUNDS = Number(process.argv[3] ?? 3);
 const BATCH = 1000;
 const prefix = `ferry-bench-${process.pid}`;
 const runStore = join(tmpdir(), `${prefix}.db`);
@@ -56,6 +59,7 @@ async function raw(): Promise<{ publish: number; consume: number }> {
 
 async function ferry(store: boolean): Promise<{ send: number; process: number }> {
   const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: store ? runStore : false });
+  for (const s of ["", "-wal", "-shm"]) if (store) rmSync(runStore + s, { force: true });
   const channel = store ? "store" : "nostore";
   const batches: Envelope[][] = [];
   for (let i = 0; i < N; i += BATCH) batches.push(Array.from({ length: BATCH }, (_, j) => createEnvelope({ name: "bench.task", channel, payload: { n: i + j } })));
@@ -76,9 +80,10 @@ async function ferry(store: boolean): Promise<{ send: number; process: number }>
   return { send, process: processed };
 }
 
+let lateRound = 0;
 async function lateness(count = 300): Promise<{ p50: number; p99: number; max: number; early: number }> {
   const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: false });
-  const channel = "delayed";
+  const channel = `delayed-${++lateRound}`;
   const now = Date.now();
   await t.send(Array.from({ length: count }, (_, i) => createEnvelope({ name: "bench.task", channel, payload: i, runAt: now + 200 + Math.floor((i * 1800) / count) })));
   const late: number[] = [];
@@ -96,15 +101,34 @@ async function lateness(count = 300): Promise<{ p50: number; p99: number; max: n
   return { p50: pct(0.5), p99: pct(0.99), max: late[late.length - 1] ?? NaN, early: late.filter((x) => x < 0).length };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (a: number, b: number) => `${Math.round((a / b) * 100)}%`;
+
 try {
-  const r = await raw();
-  console.log(`raw amqplib        publish+confirm ${r.publish}/s   consume+ack prefetch 50 ${r.consume}/s`);
-  const a = await ferry(false);
-  console.log(`ferry, no store    send            ${a.send}/s   receive(50)+ack         ${a.process}/s   (${Math.round((a.send / r.publish) * 100)}% / ${Math.round((a.process / r.consume) * 100)}% of raw)`);
-  const b = await ferry(true);
-  console.log(`ferry, run store   send            ${b.send}/s   receive(50)+ack         ${b.process}/s   (${Math.round((b.send / r.publish) * 100)}% / ${Math.round((b.process / r.consume) * 100)}% of raw)`);
-  const l = await lateness();
-  console.log(`delayed lateness   p50 ${l.p50} ms   p99 ${l.p99} ms   max ${l.max} ms   early ${l.early}`);
+  const rows = { rawPub: [] as number[], rawCon: [] as number[], noSend: [] as number[], noProc: [] as number[], stSend: [] as number[], stProc: [] as number[], p50: [] as number[], p99: [] as number[], max: [] as number[], early: [] as number[] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    const r = await raw();
+    const a = await ferry(false);
+    const b = await ferry(true);
+    const l = await lateness();
+    console.log(`round ${round}: raw ${r.publish}/${r.consume}  no store ${a.send}/${a.process}  run store ${b.send}/${b.process}  lateness p50 ${l.p50} p99 ${l.p99} max ${l.max} early ${l.early}`);
+    rows.rawPub.push(r.publish);
+    rows.rawCon.push(r.consume);
+    rows.noSend.push(a.send);
+    rows.noProc.push(a.process);
+    rows.stSend.push(b.send);
+    rows.stProc.push(b.process);
+    rows.p50.push(l.p50);
+    rows.p99.push(l.p99);
+    rows.max.push(l.max);
+    rows.early.push(l.early);
+  }
+  const m = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, median(v)])) as Record<keyof typeof rows, number>;
+  console.log(`medians of ${ROUNDS}, N=${N}`);
+  console.log(`raw amqplib        publish+confirm ${m.rawPub}/s   consume+ack prefetch 50 ${m.rawCon}/s`);
+  console.log(`ferry, no store    send            ${m.noSend}/s   receive(50)+ack         ${m.noProc}/s   (${pct(m.noSend, m.rawPub)} / ${pct(m.noProc, m.rawCon)} of raw)`);
+  console.log(`ferry, run store   send            ${m.stSend}/s   receive(50)+ack         ${m.stProc}/s   (${pct(m.stSend, m.rawPub)} / ${pct(m.stProc, m.rawCon)} of raw)`);
+  console.log(`delayed lateness   p50 ${m.p50} ms   p99 ${m.p99} ms   max ${m.max} ms   early ${m.early}`);
 } finally {
   const conn = await amqp.connect(URL_TEXT);
   const ch = await conn.createChannel();

@@ -11,18 +11,25 @@ import type { ResolvedAmqpOptions } from "./amqp-options.ts";
 import { amqpPriority, bucketArguments, bucketFor, bucketName, channelQueue, deadQueue, HEADER, queueArguments } from "./topology.ts";
 
 /**
- * A copy due within this many ms is not sent through a delay bucket: the
- * consumer holds it in memory until due (a bucket hop costs more than that).
+ * A copy due within this many ms (or twice the hop margin, if more) is not sent
+ * through a delay bucket: the consumer holds it in memory until due (a bucket
+ * hop costs more than that).
  */
 export const HOLD_MS = 100;
 
 /**
- * A bucket is chosen for the remaining delay less this margin, so that a hop
- * which comes back a little late (broker expiry, dead-lettering, a busy event
- * loop) still arrives before the due time and the last stretch is waited out
- * in memory, on a timer, instead of late.
+ * The least margin: a bucket is chosen for the remaining delay less the margin,
+ * so that a hop which comes back a little late (broker expiry, dead-lettering, a
+ * busy event loop) still arrives before the due time and the last stretch is
+ * waited out in memory, on a timer, instead of late. The margin follows how late
+ * hops have been coming back (the worst recent lag, decaying by half every
+ * {@link LAG_HALF_LIFE_MS}, times 1.5), between this and {@link MAX_HOP_MARGIN_MS}.
  */
 export const HOP_MARGIN_MS = 40;
+/** The largest hop margin. */
+export const MAX_HOP_MARGIN_MS = 2000;
+/** Half-life of the remembered hop lag. */
+export const LAG_HALF_LIFE_MS = 10_000;
 
 /** Declares topology and publishes, for one transport. */
 export class Publisher {
@@ -30,6 +37,9 @@ export class Publisher {
   readonly declaredEver = new Set<string>();
   readonly #options: ResolvedAmqpOptions;
   #declared = new Map<string, Promise<void>>();
+  #ready = new Set<string>();
+  #lag = 0;
+  #lagAt = 0;
 
   constructor(options: ResolvedAmqpOptions) {
     this.#options = options;
@@ -38,6 +48,7 @@ export class Publisher {
   /** Forget what was declared (after a connection loss, declare again on the new one). */
   reset(): void {
     this.#declared.clear();
+    this.#ready.clear();
   }
 
   #declare(link: Link, name: string, make: (ch: Channel) => Promise<unknown>): Promise<void> {
@@ -55,6 +66,7 @@ export class Publisher {
           throw new FerryError("CONFIG_INVALID", `RabbitMQ refused to declare ${JSON.stringify(name)}: ${(err as Error).message}; an existing queue with other arguments (e.g. classic vs quorum) must be deleted or use another ?prefix=`, { cause: err });
         }
         await ch.close().catch(() => {});
+        this.#ready.add(key);
       })();
       this.#declared.set(key, p);
     }
@@ -86,20 +98,47 @@ export class Publisher {
     });
   }
 
-  /** The delay bucket for a copy due at `runAt`, or undefined to publish straight to its queue (the consumer holds the last {@link HOLD_MS}). */
-  route(runAt: number, now: number): number | undefined {
-    const remaining = runAt - now;
-    return remaining > HOLD_MS ? bucketFor(remaining - HOP_MARGIN_MS) : undefined;
+  /** Note how late (ms) a copy came back from its delay bucket. */
+  observeHopLag(lag: number, now: number): void {
+    const decayed = this.#lag * 0.5 ** ((now - this.#lagAt) / LAG_HALF_LIFE_MS);
+    this.#lag = Math.max(lag, decayed);
+    this.#lagAt = now;
   }
 
-  /** Declare the buckets that copies due at `runAts` go through. */
-  buckets(link: Link, runAts: Iterable<number>, now: number): Promise<void[]> {
-    const ks = new Set<number>();
-    for (const at of runAts) {
-      const k = this.route(at, now);
-      if (k !== undefined) ks.add(k);
+  /** The current hop margin (ms). */
+  margin(now: number): number {
+    const lag = this.#lag * 0.5 ** ((now - this.#lagAt) / LAG_HALF_LIFE_MS);
+    return Math.min(MAX_HOP_MARGIN_MS, Math.max(HOP_MARGIN_MS, Math.ceil(lag * 1.5)));
+  }
+
+  /** True when a copy due at `runAt` is close enough to wait out in memory. */
+  holds(runAt: number, now: number): boolean {
+    return runAt - now <= Math.max(HOLD_MS, 2 * this.margin(now));
+  }
+
+  /** The delay bucket for a copy due at `runAt`, or undefined to publish straight to its queue (the consumer holds the last stretch). */
+  route(runAt: number, now: number): number | undefined {
+    return this.holds(runAt, now) ? undefined : bucketFor(runAt - now - this.margin(now));
+  }
+
+  /**
+   * Declare the buckets that copies due at `runAts` go through, and return the
+   * time to route them by: declaring a bucket takes round trips, during which
+   * the remaining delays shrink, so the route is chosen again after each wait
+   * (it only moves to smaller buckets) until every bucket it needs is ready.
+   * Publish right after, without awaiting anything between.
+   */
+  async buckets(link: Link, runAts: readonly number[]): Promise<number> {
+    for (;;) {
+      const now = Date.now();
+      const missing = new Set<number>();
+      for (const at of runAts) {
+        const k = this.route(at, now);
+        if (k !== undefined && !this.#ready.has(`${link.generation}|${bucketName(this.#options.prefix, k)}`)) missing.add(k);
+      }
+      if (missing.size === 0) return now;
+      await Promise.all([...missing].map((k) => this.#ensureBucket(link, k)));
     }
-    return Promise.all([...ks].map((k) => this.#ensureBucket(link, k)));
   }
 
   /** Publish one copy (to its channel queue, or to delay bucket `bucket`). */
@@ -107,6 +146,7 @@ export class Publisher {
     const props: Options.Publish = { persistent: true };
     // the body carries runAt and attempt as sent; headers only when a copy differs from it
     if (runAt !== e.runAt || attempts !== e.attempt) props.headers = attempts > 0 ? { [HEADER.runAt]: runAt, [HEADER.attempts]: attempts } : { [HEADER.runAt]: runAt };
+    if (bucket !== undefined) (props.headers ??= {})[HEADER.hopDue] = Date.now() + 2 ** bucket;
     if (this.#options.queueType === "classic") props.priority = amqpPriority(e.priority);
     const queue = channelQueue(this.#options.prefix, e.channel);
     if (bucket === undefined) link.publish.publish("", queue, content, props, done);

@@ -23,7 +23,7 @@ import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
 import type { LeaseRef } from "../types.ts";
 import { onLink, type AmqpConnection, type Link } from "./amqp-connection.ts";
 import type { ResolvedAmqpOptions } from "./amqp-options.ts";
-import { HOLD_MS, type Publisher } from "./amqp-publisher.ts";
+import type { Publisher } from "./amqp-publisher.ts";
 import { HEADER } from "./topology.ts";
 
 /** How long a lapsed delivery waits in the local buffer before it goes back to the broker. */
@@ -170,8 +170,11 @@ export class Receiver {
     const redeliveries = !raw.fields.redelivered ? 0 : typeof headers["x-delivery-count"] === "number" ? (headers["x-delivery-count"] as number) : 1;
     const priorAttempts = (typeof headers[HEADER.attempts] === "number" ? (headers[HEADER.attempts] as number) : envelope.attempt) + redeliveries;
     const held: Held = { raw, envelope, runAt, priorAttempts, consumer, generation: link.generation, token: "", attempt: 0, startedAt: 0, expiresAt: 0, lapsed: false };
-    if (runAt - Date.now() > HOLD_MS) this.#hop(held);
-    else this.#holdUntilDue(held);
+    const now = Date.now();
+    const hopDue = headers[HEADER.hopDue];
+    if (typeof hopDue === "number" && !raw.fields.redelivered) this.#publisher.observeHopLag(now - hopDue, now);
+    if (this.#publisher.holds(runAt, now)) this.#holdUntilDue(held);
+    else this.#hop(held);
   }
 
   /** The last stretch of a delay is held here (a bucket hop costs more than it waits); never handed out before `runAt`. */
@@ -224,8 +227,7 @@ export class Receiver {
     const live = batch.filter((h) => h.generation === link.generation);
     const p = this.#publisher;
     try {
-      const now = Date.now();
-      await onLink(link, p.buckets(link, live.map((h) => h.runAt), now));
+      const now = await onLink(link, p.buckets(link, live.map((h) => h.runAt)));
       await onLink(link, p.confirmed(live.length, (done) => {
         for (const h of live) p.publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, p.route(h.runAt, now), done);
       }));

@@ -113,8 +113,8 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     const p = this.#publisher;
     try {
       const link = await this.#ready();
-      const now = Date.now();
-      await onLink(link, Promise.all([p.ensureChannels(link, fresh.map((i) => messages[i]!.channel)), p.buckets(link, fresh.map((i) => messages[i]!.runAt), now)]));
+      await onLink(link, p.ensureChannels(link, fresh.map((i) => messages[i]!.channel)));
+      const now = await onLink(link, p.buckets(link, fresh.map((i) => messages[i]!.runAt)));
       await onLink(link, p.confirmed(fresh.length, (done) => {
         for (const i of fresh) {
           const m = messages[i]!;
@@ -227,9 +227,8 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     if (claimed.length === 0 || !link) return out;
     const p = this.#publisher;
     try {
-      const now = Date.now();
       await onLink(link, p.ensureChannels(link, claimed.map(({ h }) => h.envelope.channel)));
-      await onLink(link, p.buckets(link, claimed.map(({ item }) => item.runAt ?? 0), now));
+      const now = await onLink(link, p.buckets(link, claimed.map(({ item }) => item.runAt ?? 0)));
       await onLink(link, p.confirmed(claimed.length, (done) => {
         for (const { h, item } of claimed) publish(link, h, item, now, done);
       }));

@@ -14,11 +14,12 @@
  * Why power-of-two buckets: every message in one bucket has the same TTL, so the
  * queue expires them in order (no head-of-line blocking, which per-message TTL
  * has), 32 queues cover 1 ms to 24 days, and no plugin is needed. A message goes
- * to the largest bucket not longer than its remaining delay, so it can never
- * come back early; when it comes back still not due, the consumer sends it to
- * the next bucket (a "hop"; at most ~log2(delay) hops, each smaller than the
- * last); the last 50 ms are waited out in the consumer's memory instead (a hop
- * costs more than that). The consumer compares `runAt` with its own clock
+ * to the largest bucket not longer than its remaining delay less a margin (how
+ * late hops have been coming back, at least 40 ms; see amqp-publisher.ts), so it
+ * comes back a little early, never late; when it comes back still not due, the
+ * consumer sends it to the next bucket (a "hop"; at most ~log2(delay) hops, each
+ * smaller than the last); the last stretch is waited out in the consumer's
+ * memory instead (a hop costs more than that). The consumer compares `runAt` with its own clock
  * before handing a message out, so no message is delivered before its due time.
  *
  * Ferry's C = ':' separator cannot occur in a channel name, so names never clash.
@@ -33,6 +34,8 @@ export const HEADER = {
   runAt: "x-ferry-run-at",
   /** The last error, as JSON, on a dead-lettered copy. */
   error: "x-ferry-error",
+  /** On a copy sent through a delay bucket: when its TTL runs out (ms), to measure how late hops come back. */
+  hopDue: "x-ferry-hop-due",
 } as const;
 
 /** The largest delay bucket: 2^31 ms, about 24.8 days. */
