@@ -252,6 +252,31 @@ if (skipReason) {
       }
     });
 
+    it("comes back after its connection is cut; what was published meanwhile becomes a task", async () => {
+      const { exchange } = await sourceExchange();
+      const ran: unknown[] = [];
+      const task = defineTask("shop.send-goods", { schema: shipment, channel: "goods", run: (p) => void ran.push(p) });
+      const ferry = createFerry({ transport: new MemoryTransport(), tasks: [task] });
+      const logged: string[] = [];
+      try {
+        const b = await startBridge(ferry, { url: SERVERS.amqp, exchange, pattern: "*.*.WAIT_SELLER_SEND_GOODS", to: task, map: toShipment, logger: (m) => logged.push(m) });
+        queues.add(b.queue);
+        running.push(b);
+        const link = (b as unknown as { link: { generation: number; model: { connection: { stream: { destroy(): void } } } } }).link;
+        link.model.connection.stream.destroy();
+        await publish(exchange, "shop4.order4.WAIT_SELLER_SEND_GOODS", { note: "across a reconnection" }, { messageId: "order4" });
+        await ferry.worker({ channels: ["goods"], concurrency: 2 }).start();
+        await until("the run", () => ran.length === 1, 10_000);
+        assert.deepEqual(ran, [{ shop: "shop4", order: "order4", note: "across a reconnection" }]);
+        assert.ok(logged.some((l) => l.includes("lost the RabbitMQ")), "the loss was logged");
+        assert.ok(logged.some((l) => l.includes("reconnected")), "the recovery was logged");
+        const now = (b as unknown as { link: { generation: number } }).link;
+        assert.ok(now.generation > link.generation);
+      } finally {
+        await closeAll(ferry);
+      }
+    });
+
     it("checks the exchange passively unless told to declare it", async () => {
       const task = defineTask("shop.send-goods", { schema: shipment, run: () => {} });
       const ferry = createFerry({ transport: new MemoryTransport(), tasks: [task] });

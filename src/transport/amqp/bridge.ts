@@ -100,6 +100,11 @@ class AmqpBridge implements Bridge {
     return { ...this.#counts };
   }
 
+  /** The source connection of the current generation (for fault-injection tests). */
+  get link(): Link | undefined {
+    return this.#conn.link;
+  }
+
   async open(): Promise<void> {
     const link = await this.#conn.open();
     try {
