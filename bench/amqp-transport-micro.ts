@@ -58,8 +58,8 @@ async function raw(): Promise<{ publish: number; consume: number }> {
 }
 
 async function ferry(store: boolean): Promise<{ send: number; process: number }> {
-  const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: store ? runStore : false });
   for (const s of ["", "-wal", "-shm"]) if (store) rmSync(runStore + s, { force: true });
+  const t = await AmqpTransport.connect({ ...optionsFromUrl(new URL(URL_TEXT)), prefix, runStore: store ? runStore : false });
   const channel = store ? "store" : "nostore";
   const batches: Envelope[][] = [];
   for (let i = 0; i < N; i += BATCH) batches.push(Array.from({ length: BATCH }, (_, j) => createEnvelope({ name: "bench.task", channel, payload: { n: i + j } })));
