@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createFerry, MemoryTransport, type RunReport } from "../../src/index.ts";
 import { ProcessPool } from "../../src/worker/pool/process-pool.ts";
@@ -16,16 +16,25 @@ async function until(check: () => boolean, what: string, ms = 20_000): Promise<v
   }
 }
 
+const opened: Array<{ close(): Promise<void> }> = [];
+
 function setup(pool: ProcessPool, concurrency = 4) {
+  opened.push(pool);
   const transport = new MemoryTransport();
   const ferry = createFerry({ transport, tasks: Object.values(tasks) });
   const runs: RunReport[] = [];
   ferry.events.on("run", (r) => runs.push(r));
   const worker = ferry.worker({ concurrency, executor: pool, shutdownGrace: 1000 });
+  opened.push(ferry);
   return { transport, ferry, runs, worker };
 }
 
 describe("process pool", () => {
+  // A failed assertion must not leave executors behind.
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).reverse().map((o) => o.close()));
+  });
+
   it("runs handlers in child processes and returns their results", async () => {
     const pool = new ProcessPool({ app: APP, processes: 2 });
     const { ferry, runs, worker } = setup(pool);
