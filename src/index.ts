@@ -19,3 +19,4 @@ export { Worker, type WorkerOptions } from "./worker/worker.ts";
 export { ProcessPool, type ProcessPoolOptions, type ExecutorStats } from "./worker/pool/process-pool.ts";
 export { loadApp, findFerry } from "./bus/app-module.ts";
 export { type Executor } from "./worker/worker.ts";
+export type { Bridge, BridgeOptions, BridgeCounts, BridgeMessage } from "./transport/amqp/bridge.ts";

@@ -17,6 +17,7 @@ import { Worker, type WorkerHost, type WorkerOptions } from "../worker/worker.ts
 import { runHandler } from "../worker/outcome.ts";
 import type { EventDefinition, InputOf, ResultOf, TaskContext, TaskDefinition } from "./define.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
+import type { Bridge, BridgeOptions } from "../transport/amqp/bridge.ts";
 import { Router } from "./routing.ts";
 
 /** A transport given by URL or as an instance. */
@@ -62,6 +63,11 @@ export interface DispatchOptions {
   causationId?: string;
   /** Enqueue inside this database transaction (a `pg` client in BEGIN, for PostgreSQL channels). */
   transaction?: unknown;
+  /**
+   * The message id (1-64 letters, digits, `-`, `_`). Default: a new time-ordered id. A send
+   * whose id is already stored is a duplicate and stores nothing: idempotent producers use it.
+   */
+  id?: string;
 }
 
 /** Options of {@link Ferry.publish}. */
@@ -106,7 +112,7 @@ export interface RequestOptions extends Omit<DispatchOptions, "transaction" | "d
 }
 
 const REQUEST_OPTIONS = ["channel", "delay", "runAt", "priority", "maxAttempts", "headers", "correlationId", "causationId", "timeout", "signal"] as const;
-const DISPATCH_OPTIONS = ["channel", "delay", "runAt", "priority", "dedupKey", "maxAttempts", "headers", "correlationId", "causationId", "transaction"] as const;
+const DISPATCH_OPTIONS = ["channel", "delay", "runAt", "priority", "dedupKey", "maxAttempts", "headers", "correlationId", "causationId", "transaction", "id"] as const;
 const PUBLISH_OPTIONS = ["correlationId", "causationId", "headers", "transaction"] as const;
 const FERRY_OPTIONS = ["transport", "channels", "defaultChannel", "tasks", "events", "onRun", "clock"] as const;
 
@@ -329,7 +335,7 @@ export class Ferry {
   async dispatch<T extends TaskDefinition>(task: T | string, payload: T extends TaskDefinition ? InputOf<T> : unknown, options: DispatchOptions = {}): Promise<DispatchReceipt> {
     checkOptionKeys(options, DISPATCH_OPTIONS, "dispatch");
     const def = this.#taskFor(task, options.channel);
-    const envelope = await this.#envelope(def, payload, options, this.clock.now());
+    const envelope = await this.#envelope(def, payload, options, this.clock.now(), options.id);
     const receipts = await this.#send([envelope], options.transaction);
     return this.#emitDispatched([envelope], receipts)[0]!;
   }
@@ -338,8 +344,8 @@ export class Ferry {
    * Enqueue many messages of one task in one round trip per transport.
    * Every payload is checked before anything is sent.
    */
-  async dispatchMany<T extends TaskDefinition>(task: T | string, payloads: Array<T extends TaskDefinition ? InputOf<T> : unknown>, options: Omit<DispatchOptions, "dedupKey"> = {}): Promise<DispatchReceipt[]> {
-    checkOptionKeys(options, DISPATCH_OPTIONS, "dispatchMany");
+  async dispatchMany<T extends TaskDefinition>(task: T | string, payloads: Array<T extends TaskDefinition ? InputOf<T> : unknown>, options: Omit<DispatchOptions, "dedupKey" | "id"> = {}): Promise<DispatchReceipt[]> {
+    checkOptionKeys(options, DISPATCH_OPTIONS.filter((k) => k !== "id"), "dispatchMany");
     if (!Array.isArray(payloads)) throw new FerryError("INVALID_OPTION", "dispatchMany takes an array of payloads", { details: { option: "payloads" } });
     const def = this.#taskFor(task, options.channel);
     const now = this.clock.now();
@@ -463,8 +469,8 @@ export class Ferry {
    * into a task; the source message is acked only once the task is enqueued.
    * See docs/amqp.md for the options.
    */
-  async bridge(options: Record<string, unknown> & { to: TaskDefinition }): Promise<{ close(): Promise<void> }> {
-    const { startBridge } = (await import("../transport/amqp/bridge.ts")) as { startBridge: (f: Ferry, o: unknown) => Promise<{ close(): Promise<void> }> };
+  async bridge<T extends TaskDefinition>(options: BridgeOptions<T>): Promise<Bridge> {
+    const { startBridge } = await import("../transport/amqp/bridge.ts");
     const bridge = await startBridge(this, options);
     this.#bridges.add(bridge);
     return bridge;

@@ -238,6 +238,18 @@ describe("worker", () => {
   });
 });
 
+describe("dispatch", () => {
+  it("an explicit id makes a producer idempotent", async () => {
+    const t = defineTask("idem", { run: () => undefined });
+    const { ferry, transport } = setup({ tasks: [t] });
+    const first = await ferry.dispatch(t, { n: 1 }, { id: "order-42-confirmation" });
+    const again = await ferry.dispatch(t, { n: 1 }, { id: "order-42-confirmation" });
+    assert.deepEqual([first.id, first.deduplicated, again.id, again.deduplicated], ["order-42-confirmation", false, "order-42-confirmation", true]);
+    assert.equal((await transport.counts())[0]?.waiting, 1);
+    await ferry.close();
+  });
+});
+
 describe("events", () => {
   it("fans out to sync, async, delayed and pattern subscribers", async () => {
     const userRegistered = defineEvent("user.registered", z.object({ id: z.string(), email: z.string().email() }));
