@@ -11,7 +11,7 @@
  *   npm run chaos -- --transport postgres --r2-restart       restart the real server mid-run (shared servers: see docs)
  *
  * Flags: --quick, --transport sqlite|redis|postgres|amqp|all (comma list; default all),
- * --jobs N (R1 jobs, default 100,000, quick 2,000; R2 jobs, default 20,000, quick 5,000), --workers N (default 4, quick 2),
+ * --jobs N (R1 jobs, default 100,000, quick 10,000; R2 jobs, default 20,000, quick 5,000), --workers N (default 4, quick 2),
  * --concurrency N (default 8), --kill-every DURATION (default 2s, quick 1s),
  * --duration DURATION (R1 enqueues for this long instead of --jobs),
  * --r1 --r4 --r2 --r2-restart (which tests; default R1 and R4), --no-baseline (skip
@@ -64,7 +64,7 @@ function int(name: string, text: string | undefined, fallback: number): number {
 }
 
 const quick = values.quick;
-const jobs = int("jobs", values.jobs, quick ? 2000 : 100_000);
+const jobs = int("jobs", values.jobs, quick ? 10_000 : 100_000);
 const workers = int("workers", values.workers, quick ? 2 : 4);
 const concurrency = int("concurrency", values.concurrency, 8);
 const killEveryMs = parseDuration(values["kill-every"] ?? (quick ? "1s" : "2s"), "--kill-every");
