@@ -38,7 +38,10 @@ export interface FaultRecord {
   fault: string;
   /** How long the fault lasted (ms). */
   lastedMs: number;
-  /** From the fault's end to the next job completed by a worker behind the fault (ms); -1 when none came within 30 s or the run ended. */
+  /**
+   * From the fault's end until the workers behind it completed more jobs than they could hold in
+   * flight (so at least one was received after the fault), in ms; -1 when not within 30 s or the run ended.
+   */
   resumedAfterMs: number;
 }
 
@@ -51,45 +54,49 @@ export interface R2Result {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Wait until `doneCount` rises above `from`, up to 30 s; the ms waited or -1. */
-async function resumed(doneCount: () => number, from: number, stop: AbortSignal): Promise<number> {
+/**
+ * Wait until `doneCount` rises by more than `slack` above `from` (the jobs that
+ * could have been received before the fault ended), up to 30 s; the ms waited or -1.
+ */
+async function resumed(doneCount: () => number, from: number, stop: AbortSignal, slack: number): Promise<number> {
   const start = Date.now();
   while (Date.now() - start < 30_000 && !stop.aborted) {
-    if (doneCount() > from) return Date.now() - start;
+    if (doneCount() > from + slack) return Date.now() - start;
     await sleep(25);
   }
   return -1;
 }
 
-type Injector = (doneCount: () => number, stop: AbortSignal) => Promise<FaultRecord | undefined>;
+/** Injects one fault; `slack` is how many jobs the affected workers may hold in flight. */
+type Injector = (doneCount: () => number, stop: AbortSignal, slack: number) => Promise<FaultRecord | undefined>;
 
 function proxyFaults(proxy: FaultProxy): Injector[] {
-  const hold = async (name: string, on: () => void, off: () => void, ms: number, doneCount: () => number, stop: AbortSignal): Promise<FaultRecord> => {
+  const hold = async (name: string, on: () => void, off: () => void, ms: number, doneCount: () => number, stop: AbortSignal, slack: number): Promise<FaultRecord> => {
     on();
     const began = Date.now();
     await sleep(ms);
     const before = doneCount();
     off();
-    return { fault: name, lastedMs: Date.now() - began, resumedAfterMs: await resumed(doneCount, before, stop) };
+    return { fault: name, lastedMs: Date.now() - began, resumedAfterMs: await resumed(doneCount, before, stop, slack) };
   };
   return [
-    async (doneCount, stop) => {
+    async (doneCount, stop, slack) => {
       const before = doneCount();
       proxy.reset();
-      return { fault: "reset", lastedMs: 0, resumedAfterMs: await resumed(doneCount, before, stop) };
+      return { fault: "reset", lastedMs: 0, resumedAfterMs: await resumed(doneCount, before, stop, slack) };
     },
-    (doneCount, stop) => hold("delay 200 ms", () => proxy.delay(200), () => proxy.delay(0), 2000, doneCount, stop),
-    (doneCount, stop) => hold("drop", () => proxy.drop(true), () => proxy.drop(false), 1500, doneCount, stop),
-    (doneCount, stop) => hold("blackhole 3 s (past the 2 s lease)", () => proxy.blackhole(true), () => proxy.blackhole(false), 3000, doneCount, stop),
+    (doneCount, stop, slack) => hold("delay 200 ms", () => proxy.delay(200), () => proxy.delay(0), 2000, doneCount, stop, slack),
+    (doneCount, stop, slack) => hold("drop", () => proxy.drop(true), () => proxy.drop(false), 1500, doneCount, stop, slack),
+    (doneCount, stop, slack) => hold("blackhole 3 s (past the 2 s lease)", () => proxy.blackhole(true), () => proxy.blackhole(false), 3000, doneCount, stop, slack),
   ];
 }
 
 function restartFaults(target: Target, durable: RedisDurability | undefined): Injector[] {
   return [
-    async (doneCount, stop) => {
+    async (doneCount, stop, slack) => {
       const before = doneCount();
       const lastedMs = await restartServer(target.name as "redis" | "postgres" | "amqp", durable ? { durable } : {});
-      return { fault: `restart ${target.name}`, lastedMs, resumedAfterMs: await resumed(doneCount, before, stop) };
+      return { fault: `restart ${target.name}`, lastedMs, resumedAfterMs: await resumed(doneCount, before, stop, slack) };
     },
   ];
 }
@@ -117,11 +124,13 @@ export async function runR2(options: R2Options): Promise<R2Result> {
       if (target.name === "redis") durable = await redisMakeDurable();
       injectors = restartFaults(target, durable);
     }
+    const workers = options.workers ?? 2;
+    const concurrency = options.concurrency ?? 8;
     const soak = await runR1({
       target,
       jobs: options.jobs ?? 20_000,
-      workers: options.workers ?? 2,
-      concurrency: options.concurrency ?? 8,
+      workers,
+      concurrency,
       killEveryMs: options.killEveryMs ?? 0,
       workerUrls,
       verbose: options.verbose ?? false,
@@ -133,7 +142,8 @@ export async function runR2(options: R2Options): Promise<R2Result> {
           for (let i = 0; !stop.signal.aborted; i++) {
             await sleep(options.faultEveryMs ?? 3000);
             if (stop.signal.aborted) break;
-            const record = await injectors[i % injectors.length]!(progress, stop.signal);
+            const slack = mode === "proxy" ? concurrency : workers * concurrency;
+            const record = await injectors[i % injectors.length]!(progress, stop.signal, slack);
             if (record) faults.push(record);
             // A restart is one fault per run: enough to see recovery without hammering a shared server.
             if (mode === "restart") break;
