@@ -94,8 +94,9 @@ function proxyFaults(proxy: FaultProxy): Injector[] {
 function restartFaults(target: Target, durable: RedisDurability | undefined): Injector[] {
   return [
     async (doneCount, stop, slack) => {
-      const before = doneCount();
       const lastedMs = await restartServer(target.name as "redis" | "postgres" | "amqp", durable ? { durable } : {});
+      // Counted once the server is back: jobs finished while it went down do not show a resumption.
+      const before = doneCount();
       return { fault: `restart ${target.name}`, lastedMs, resumedAfterMs: await resumed(doneCount, before, stop, slack) };
     },
   ];
