@@ -82,6 +82,8 @@ interface Group {
   loop?: Promise<void>;
 }
 
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** The abort reason handlers see when the worker shuts down. */
 const SHUTDOWN = new FerryError("ABORTED", "the worker is shutting down; this attempt will be given back to the queue");
 
@@ -193,6 +195,9 @@ export class Worker {
         continue;
       }
       for (const d of deliveries) this.#start(g, d);
+      // A transport that answers synchronously (SQLite) would otherwise keep this loop in
+      // microtasks and starve the event loop: settles, heartbeats and timers wait for a turn.
+      await yieldToEventLoop();
     }
   }
 
