@@ -6,6 +6,9 @@
  */
 import type { AckItem, DeadItem, RetryItem, Transport } from "../transport/types.ts";
 
+/** Waits before trying a failed settle again; after the last, the runs are left to their leases. */
+const SETTLE_RETRIES = [100, 500, 2000];
+
 type Pending<T> = { item: T; resolve: (ok: boolean) => void; reject: (err: unknown) => void };
 
 /** Batches settle calls to one transport. */
@@ -74,11 +77,21 @@ export class Settler {
   async #flush<T>(queue: Pending<T>[], call: (items: T[]) => Promise<boolean[]>): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.splice(0, this.maxBatch);
-      try {
-        const results = await call(batch.map((p) => p.item));
-        batch.forEach((p, i) => p.resolve(results[i] === true));
-      } catch (err) {
-        for (const p of batch) p.reject(err);
+      const items = batch.map((p) => p.item);
+      // A failed settle is tried again (a dropped connection usually comes back within a
+      // second): each lost ack batch would otherwise run again once its leases end.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const results = await call(items);
+          batch.forEach((p, i) => p.resolve(results[i] === true));
+          break;
+        } catch (err) {
+          if (attempt >= SETTLE_RETRIES.length) {
+            for (const p of batch) p.reject(err);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, SETTLE_RETRIES[attempt]));
+        }
       }
     }
   }

@@ -59,6 +59,10 @@ export async function runWorker(options: WorkerCommandOptions, out: TextOut, err
   if (options.grace !== undefined) workerOptions.shutdownGrace = options.grace;
   if (!options.quiet) workerOptions.onRun = (r) => out.write(`${formatRun(r)}\n`);
   ferry.events.on("warning", (w) => err.write(`ferry worker: warning ${w.code}: ${w.message}\n`));
+  // A handler's forgotten promise must not end the worker (Node's default for an unhandled rejection).
+  process.on("unhandledRejection", (reason) => {
+    err.write(`ferry worker: warning UNHANDLED_REJECTION: a handler left a promise rejection unhandled: ${(reason as Error)?.message ?? String(reason)}\n`);
+  });
   const worker = ferry.worker(workerOptions);
   const stopped = new Promise<void>((resolve) => {
     ferry.events.on("worker:state", (s) => {
