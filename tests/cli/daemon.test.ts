@@ -43,6 +43,11 @@ describe("ferry worker as a daemon with a process pool", () => {
     const text = await runCli(["worker", "status", "--pid-file", pidFile], env);
     assert.match(text.stdout, /running: pid \d+, running/);
     assert.match(text.stdout, /pid\s+tasks\s+rss\s+current/);
+    const stats = await runCli(["stats", "--transport", url, "--pid-file", pidFile], env);
+    assert.equal(stats.code, 0, stats.stderr);
+    assert.match(stats.stdout, /worker pid \d+: running/);
+    assert.match(stats.stdout, /executor\s+tasks\s+rss\s+current/);
+    assert.match(stats.stdout, /cli-a\s+0\s+0\s+0\s+30/);
     const stopped = await runCli(["worker", "stop", "--pid-file", pidFile], env, 60_000);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.match(stopped.stdout, /drained and stopped/);

@@ -6,6 +6,7 @@ import { FerryError } from "../../core/errors.ts";
 import { isInspectable, type ChannelCounts } from "../../transport/types.ts";
 import { formatTable, type TextOut } from "../output.ts";
 import { openTarget, type TargetOptions } from "../target.ts";
+import { DEFAULT_PID_FILE, isAlive, readPid, readStatus } from "../daemon.ts";
 
 /** Options of `ferry stats`. */
 export interface StatsOptions extends TargetOptions {
@@ -51,11 +52,22 @@ export function statsCommand(program: Command, out: TextOut): void {
     .option("--app <path>", "app module that exports a Ferry: counts every transport it uses")
     .option("--transport <url>", "transport URL (default: $FERRY_URL, else sqlite://./data/ferry.db)")
     .option("--json", "print JSON instead of a table")
-    .action(async (opts: StatsOptions) => {
+    .option("--pid-file <path>", `also show the live figures of the worker with this pid file (default ${DEFAULT_PID_FILE}, when it runs)`)
+    .action(async (opts: StatsOptions & { pidFile?: string }) => {
       const rows = await collectStats(opts);
+      const pidFile = opts.pidFile ?? DEFAULT_PID_FILE;
+      const pid = readPid(pidFile);
+      const worker = pid !== undefined && isAlive(pid) ? readStatus(pidFile) : undefined;
       if (opts.json) {
-        out.write(`${JSON.stringify(rows, null, 2)}\n`);
+        out.write(`${JSON.stringify(worker ? { channels: rows, worker } : rows, null, 2)}\n`);
         return;
+      }
+      if (worker) {
+        out.write(`worker pid ${worker.pid}: ${worker.state}, active ${worker.active}, completed ${worker.completed}, failed ${worker.failed}\n`);
+        if (worker.executors.length > 0) {
+          const execRows = worker.executors.map((e) => [String(e.pid), e.tasksDone, `${Math.round(e.rss / 1048576)} MiB`, e.current.map((c) => `${c.task} ${c.id} ${Math.round(c.ageMs)} ms`).join("; ") || "-"]);
+          out.write(`${formatTable(["executor", "tasks", "rss", "current"], execRows)}\n\n`);
+        }
       }
       if (rows.length === 0) {
         out.write("no messages\n");
