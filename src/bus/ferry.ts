@@ -298,8 +298,11 @@ export class Ferry {
 
   async #send(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
     const byTransport = new Map<Transport, number[]>();
+    const byChannel = new Map<string, Transport>();
     for (let i = 0; i < envelopes.length; i++) {
-      const t = await this.transport(envelopes[i]!.channel);
+      const channel = envelopes[i]!.channel;
+      let t = byChannel.get(channel);
+      if (!t) byChannel.set(channel, (t = await this.transport(channel)));
       let list = byTransport.get(t);
       if (!list) byTransport.set(t, (list = []));
       list.push(i);
@@ -442,11 +445,11 @@ export class Ferry {
     throw new FerryError("HANDLER_FAILED", `request ${id} to "${envelope.name}" ${reply.status === "cancelled" ? "was cancelled" : "failed"}: ${reply.error?.message ?? "no detail"}`, { details: { id, status: reply.status, error: reply.error } });
   }
 
-  #inboxes = new Map<Transport, Promise<ReplyInbox>>();
+  #inboxes = new Map<Transport, ReplyInbox>();
   async #inbox(channel: string): Promise<ReplyInbox> {
     const transport = await this.transport(channel);
     let inbox = this.#inboxes.get(transport);
-    if (!inbox) this.#inboxes.set(transport, (inbox = Promise.resolve(new ReplyInbox(transport))));
+    if (!inbox) this.#inboxes.set(transport, (inbox = new ReplyInbox(transport)));
     return inbox;
   }
 
@@ -455,8 +458,7 @@ export class Ferry {
     let pending = 0;
     let lateReplies = 0;
     const inboxes: string[] = [];
-    for (const p of this.#inboxes.values()) {
-      const inbox = await p;
+    for (const inbox of this.#inboxes.values()) {
       pending += inbox.pending;
       lateReplies += inbox.lateReplies;
       inboxes.push(inbox.channel);
@@ -498,7 +500,7 @@ export class Ferry {
     await Promise.all([...this.#bridges].map((b) => b.close()));
     await Promise.all([...this.#workers].map((w) => w.stop()));
     this.#closed = true;
-    await Promise.all([...this.#inboxes.values()].map(async (p) => (await p).close()));
+    await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
     const transports = await Promise.allSettled(this.#transports.values());
     await Promise.all(transports.map((r) => (r.status === "fulfilled" ? r.value.close() : undefined)));
     this.#transports.clear();
