@@ -4,7 +4,7 @@
  * history, pruning, the receive query plan, and waiting on a virtual clock.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -14,6 +14,7 @@ import { createEnvelope, type EnvelopeInit } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
 import { createTransport } from "../registry.ts";
 import { appendError, type AttemptError } from "../types.ts";
+import { BACKSTOP_PAGES } from "./sqlite-checkpointer.ts";
 import { loadMigrations } from "./sqlite-schema.ts";
 import { receiveSql } from "./sqlite-statements.ts";
 import { SqliteTransport } from "./sqlite-transport.ts";
@@ -42,6 +43,26 @@ describe("SQLite transport features", () => {
     });
     for (const bad of ["sqlite://", "sqlite://./data/", "sqlite://./f.db?synchronous=fast", "sqlite://./f.db?bogus=1", "sqlite://./f.db?busyTimeout=-5", "sqlite://./f.db?watch=yes", "sqlite://./%E0%A4%A.db"]) {
       assert.throws(() => parseSqliteUrl(new URL(bad)), invalidUrl, bad);
+    }
+  });
+
+  it("checkpoints the WAL on a background thread, not inside a send", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path });
+    try {
+      const db = new Database(path, { readonly: true });
+      const pages = () => statSync(path).size / (db.pragma("page_size", { simple: true }) as number);
+      const before = pages();
+      // ~4 WAL frames per single send: well under the backstop, so SQLite itself never checkpoints here
+      for (let i = 0; i < 500; i++) await t.send([msg("ckpt", {}, T0 + i)]);
+      assert.ok(500 * 4 < BACKSTOP_PAGES);
+      const deadline = Date.now() + 10_000;
+      while (pages() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(pages() > before, `the database file grew from ${before} pages: the thread copied the WAL back`);
+      assert.equal((db.prepare("SELECT count(*) FROM ferry_messages WHERE channel = 'ckpt'").pluck().get() as number), 500);
+      db.close();
+    } finally {
+      await t.close();
     }
   });
 

@@ -14,6 +14,7 @@
  *   filesystems that report no changes.
  */
 import { randomBytes } from "node:crypto";
+import { resolve } from "node:path";
 import type Database from "better-sqlite3";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import type { Envelope } from "../../core/envelope.ts";
@@ -38,6 +39,7 @@ import type {
 } from "../types.ts";
 import { SqliteAdmin } from "./sqlite-admin.ts";
 import { createBatches, type Batches } from "./sqlite-batches.ts";
+import { acquireCheckpointer, releaseCheckpointer } from "./sqlite-checkpointer.ts";
 import { storeError } from "./sqlite-errors.ts";
 import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
@@ -77,6 +79,11 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   #closed = false;
   readonly #batch: Batches;
 
+  /** The file's absolute path (":memory:" as is): one checkpoint thread per file and process. */
+  get #fileKey(): string {
+    return this.path === ":memory:" ? this.path : resolve(this.path);
+  }
+
   /**
    * Open (and create or migrate) the store.
    * @throws FerryError `INVALID_OPTION` for a missing path, `TRANSPORT_UNAVAILABLE` when the file cannot be opened
@@ -91,6 +98,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.#db = openDatabase(options);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
+    acquireCheckpointer(this.#db, this.#fileKey);
     this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`);
   }
 
@@ -200,6 +208,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     releaseWakeHub(this.#hub);
     this.#hub.wake();
     this.#db.close();
+    releaseCheckpointer(this.#fileKey);
   }
 
   /** Run an admin call, turning driver errors into FerryErrors. */
