@@ -27,13 +27,19 @@ const positiveInt = (value: string): number => {
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
   return n;
 };
+/**
+ * The systems of a `--quick` pass: Ferry on each transport and the peers its
+ * targets are stated against. `--quick --systems all` runs every peer.
+ */
+const QUICK_SYSTEMS = ["ferry-sqlite", "ferry-redis", "ferry-postgres", "ferry-amqp", "bullmq", "bee-queue", "graphile-worker-batched", "raw-amqp"];
+
 const list = (value: string): string[] => value.split(",").map((s) => s.trim()).filter(Boolean);
 
 const program = new Command()
   .name("bench")
   .description("Ferry's benchmark harness: Ferry and its peers, each measurement in its own process")
-  .option("--quick", "a short indicative pass (smaller N, 3 s caps, 1 run, no backlog scenario)", false)
-  .option("--systems <list>", `comma-separated systems (default: all): ${SYSTEM_NAMES.join(", ")}`, list)
+  .option("--quick", `a one-minute indicative pass: smaller N, 3 s caps, 1 run, no backlog scenario, and (unless --systems is given) only Ferry and the peers its targets name: ${QUICK_SYSTEMS.join(", ")}`, false)
+  .option("--systems <list>", `comma-separated systems, or "all" (default: all; with --quick, the list above): ${SYSTEM_NAMES.join(", ")}`, list)
   .option("--scenarios <list>", `comma-separated scenarios (default: all): ${SCENARIOS.map((s) => s.id).join(", ")}`, list)
   .option("--runs <n>", "runs per measurement (default 3; 1 with --quick)", positiveInt)
   .option("--out <file>", "Markdown report to write ('-' for none)", "docs/benchmarks.md")
@@ -75,6 +81,8 @@ async function main(): Promise<number> {
   if (opts.cap) params.capMs = opts.cap * 1000;
   const runs = opts.runs ?? (opts.quick ? 1 : 3);
 
+  if (opts.systems?.includes("all")) opts.systems = [...SYSTEM_NAMES];
+  else if (opts.quick && !opts.systems) opts.systems = QUICK_SYSTEMS.filter((s) => SYSTEM_NAMES.includes(s));
   const unknownSystems = (opts.systems ?? []).filter((s) => !SYSTEM_NAMES.includes(s));
   const unknownScenarios = (opts.scenarios ?? []).filter((s) => !SCENARIOS.some((x) => x.id === s));
   if (unknownSystems.length || unknownScenarios.length) {
