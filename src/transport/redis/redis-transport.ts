@@ -245,13 +245,14 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       if (remaining <= 0) return [];
       const now = Number(reply[0]);
       const nextDue = Number(reply[1]);
-      const ms = nextDue >= 0 ? Math.min(remaining, Math.max(0, nextDue - now)) : remaining;
+      const timed = nextDue >= 0 && nextDue - now < remaining;
+      const ms = timed ? Math.max(0, nextDue - now) : remaining;
       if (ms <= 0) continue;
       if (this.#clock) {
         await this.#clock.sleep(ms, signal);
         continue;
       }
-      const woke = await this.#waiter.wait(unique, ms, signal, args);
+      const woke = await this.#waiter.wait(unique, ms, signal, args, timed);
       if (woke.ok) pending = woke.reply;
       // The wait was cut short (lost connection, refused command): pause briefly
       // rather than spin on the receive script until the connection is back.

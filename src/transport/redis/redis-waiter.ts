@@ -10,6 +10,14 @@
  * connection. Redis runs a client's commands in order and holds the second
  * until the first unblocks, so the script runs the moment the receiver wakes,
  * and the deliveries come back with the wake-up: no second round trip.
+ *
+ * A wait that should end at a due time (a delayed message or a lease end) is
+ * also timed here: Redis checks blocking timeouts only on its own timer (`hz`,
+ * 10 per second by default), so a BLPOP timeout alone ends up to 100 ms late.
+ * A local timer armed for the due time unblocks the connection from the
+ * command connection (`CLIENT UNBLOCK id TIMEOUT`); the BLPOP timeout stays as
+ * the bound when that command is refused. An idle wait with nothing due arms
+ * no timer, so idle receivers send nothing.
  */
 import type { Redis } from "ioredis";
 import { ConnectionMonitor } from "./redis-health.ts";
@@ -29,8 +37,11 @@ export class BlockingWaiter {
   #idle: Redis[] = [];
   #busy = new Set<Redis>();
   #monitors = new Map<Redis, ConnectionMonitor>();
+  /** Each blocking connection's client id (for CLIENT UNBLOCK), read on first use and after a reconnect. */
+  #ids = new Map<Redis, Promise<number | undefined>>();
   #closed = false;
   #lastError = "";
+  #unblockRefused = false;
 
   /**
    * @param main the command connection, duplicated for each blocking connection
@@ -47,6 +58,8 @@ export class BlockingWaiter {
     // the receive loop runs its script again instead of waiting out a stale timeout.
     const conn = this.main.duplicate({ autoResendUnfulfilledCommands: false, connectionName: `${this.main.options.connectionName ?? "ferry"}-wait` });
     this.#monitors.set(conn, new ConnectionMonitor(conn, this.target, this.warn, "blocking connection"));
+    // A reconnect gives the connection a new client id.
+    conn.on("close", () => this.#ids.delete(conn));
     defineScripts(conn);
     return conn;
   }
@@ -54,17 +67,48 @@ export class BlockingWaiter {
   #drop(conn: Redis): void {
     this.#monitors.get(conn)?.stop();
     this.#monitors.delete(conn);
+    this.#ids.delete(conn);
     conn.disconnect();
+  }
+
+  /** The connection's client id, asked for before its next command when unknown. */
+  #clientId(conn: Redis): Promise<number | undefined> {
+    let id = this.#ids.get(conn);
+    if (!id) {
+      id = (conn.client("ID") as Promise<number>).catch(() => undefined);
+      this.#ids.set(conn, id);
+    }
+    return id;
+  }
+
+  /** End a BLPOP now (as a timeout) from the command connection. Never rejects. */
+  async #unblock(conn: Redis): Promise<void> {
+    const id = await this.#clientId(conn);
+    if (id === undefined || this.#closed) return;
+    try {
+      await this.main.client("UNBLOCK", id, "TIMEOUT");
+    } catch (err) {
+      if (this.#unblockRefused) return;
+      this.#unblockRefused = true;
+      this.warn(`ferry redis: CLIENT UNBLOCK refused on ${this.target} (${(err as Error).message}); delayed messages and ended leases may be picked up up to ~100 ms late`);
+    }
   }
 
   /**
    * Block until a wake-up token arrives on one of `channels`, `ms` passes,
    * `signal` aborts or the waiter closes, then run the receive script with
-   * `receiveArgs` (same connection, no extra round trip). Never rejects.
+   * `receiveArgs` (same connection, no extra round trip). With `timed`, a local
+   * timer ends the wait after `ms` (something comes due then) instead of Redis'
+   * coarse blocking timeout. Never rejects.
    */
-  async wait(channels: readonly string[], ms: number, signal: AbortSignal | undefined, receiveArgs: (string | number)[]): Promise<WaitResult> {
+  async wait(channels: readonly string[], ms: number, signal: AbortSignal | undefined, receiveArgs: (string | number)[], timed = false): Promise<WaitResult> {
     if (this.#closed || signal?.aborted) return { ok: true };
     const conn = this.#acquire();
+    let timer: NodeJS.Timeout | undefined;
+    if (timed && !this.#unblockRefused) {
+      void this.#clientId(conn);
+      timer = setTimeout(() => void this.#unblock(conn), ms);
+    }
     this.#busy.add(conn);
     const onAbort = () => this.#drop(conn);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -98,6 +142,7 @@ export class BlockingWaiter {
         this.warn(`ferry redis: a blocking wait on ${this.target} failed: ${text}; receives fall back to short pauses until it works`);
       }
     } finally {
+      clearTimeout(timer);
       conn.off("close", onClose);
       signal?.removeEventListener("abort", onAbort);
       this.#busy.delete(conn);
