@@ -21,11 +21,49 @@ const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta
 
 let sources: Map<ScriptName, string> | undefined;
 
-/** The full source of each script (lib.lua prepended). */
+/** A top-level block of lib.lua (text between blank lines) and the names it defines. */
+interface LibBlock {
+  text: string;
+  defines: string[];
+}
+
+function libBlocks(lib: string): LibBlock[] {
+  return lib.split(/\n\s*\n/).map((text) => ({
+    text,
+    defines: [...text.matchAll(/^local (?:function )?([A-Za-z_][\w, ]*?)\s*(?:=|\(|$)/gm)].flatMap((m) => m[1]!.split(",").map((n) => n.trim())),
+  }));
+}
+
+/**
+ * The part of lib.lua a script needs: the blocks defining what it names, and
+ * what those name in turn (blocks that define nothing, like the header, always).
+ * Redis runs the whole source on every call, so each helper left out is a
+ * closure (or table) not built per call.
+ */
+export function libFor(lib: string, body: string): string {
+  const blocks = libBlocks(lib);
+  const uses = (text: string, name: string) => new RegExp(`\\b${name}\\b`).test(text);
+  const keep = blocks.map((b) => b.defines.length === 0 || b.defines.includes("P"));
+  for (let changed = true; changed; ) {
+    changed = false;
+    const text = body + "\n" + blocks.filter((_, i) => keep[i]).map((b) => b.text).join("\n");
+    blocks.forEach((b, i) => {
+      if (!keep[i] && b.defines.some((n) => uses(text, n))) keep[i] = changed = true;
+    });
+  }
+  return blocks.filter((_, i) => keep[i]).map((b) => b.text).join("\n\n");
+}
+
+/** The full source of each script (the part of lib.lua it uses prepended). */
 export function scriptSources(): Map<ScriptName, string> {
   if (!sources) {
     const lib = read("lib.lua");
-    sources = new Map(SCRIPT_NAMES.map((n) => [n, `${lib}\n${read(`${n}.lua`)}`]));
+    sources = new Map(
+      SCRIPT_NAMES.map((n) => {
+        const body = read(`${n}.lua`);
+        return [n, `${libFor(lib, body)}\n${body}`];
+      }),
+    );
   }
   return sources;
 }

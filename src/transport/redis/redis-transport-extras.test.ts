@@ -12,6 +12,7 @@ import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createTransport } from "../registry.ts";
 import { readServerSettings, serverWarnings } from "./redis-health.ts";
 import { optionsFromUrl } from "./redis-options.ts";
+import { SCRIPT_NAMES, scriptSources } from "./redis-scripts.ts";
 import { RedisTransport, type RedisTransportOptions } from "./redis-transport.ts";
 import { deleteKeys, uniquePrefix } from "./redis-test-support.ts";
 
@@ -20,6 +21,23 @@ const base = uniquePrefix("extra");
 let n = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const msg = (channel: string, init: { runAt?: number; priority?: number } = {}): Envelope => createEnvelope({ name: "redis.test", channel, payload: { n: n++ }, ...init });
+
+describe("redis scripts", () => {
+  it("each script carries every lib.lua helper it calls, and not the ones it does not", () => {
+    const sources = scriptSources();
+    const helpers = ["now_ms", "int", "next_attempt", "rescore", "zbatch", "zbatch_add", "zbatch_flush", "zrem_many", "enqueue", "delete_message", "notify", "append_error", "release_dedup", "trim"];
+    for (const name of SCRIPT_NAMES) {
+      const src = sources.get(name)!;
+      for (const h of helpers) {
+        const defined = new RegExp(`^local function ${h}\\(`, "m").test(src);
+        const called = new RegExp(`\\b${h}\\(`).test(src.replace(new RegExp(`^local function ${h}\\(`, "m"), ""));
+        assert.equal(defined, called, `${name}.lua: ${h} ${called ? "called but not defined" : "defined but not called"}`);
+      }
+    }
+    // The send script builds no attempt table and no helpers it does not call.
+    assert.doesNotMatch(sources.get("send")!, /NEXT_ATTEMPT =|local function trim\(/);
+  });
+});
 
 describe("redis transport: beyond conformance", { skip }, () => {
   const open: RedisTransport[] = [];

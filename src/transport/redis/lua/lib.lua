@@ -1,4 +1,5 @@
--- lib.lua: helpers prepended to every Ferry script (not a script of its own).
+-- lib.lua: helpers for the Ferry scripts (not a script of its own). Each script gets the
+-- header block below plus the blocks (split at blank lines) defining what it calls.
 -- Every script takes ARGV[1] = the key prefix; keys are derived from it
 -- (standalone Redis, or a prefix in braces so every key shares one cluster slot).
 -- Key layout, with P the prefix and CH a channel:
