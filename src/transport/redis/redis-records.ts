@@ -20,8 +20,8 @@ export function parseDeliveries(reply: unknown[], leaseMs: number): Delivery[] {
   if (reply.length < 4) return out;
   const leaseExpiresAt = Number(reply[0]) + leaseMs;
   const token = reply[2] as string;
-  for (let i = 3; i < reply.length; i += 4) {
-    out.push({ message: envelopeFrom(reply[i + 1] as string, Number(reply[i + 2]), reply[i + 3] as string), token, leaseExpiresAt });
+  for (let i = 3; i < reply.length; i += 3) {
+    out.push({ message: envelopeFrom(reply[i] as string, Number(reply[i + 1]), reply[i + 2] as string), token, leaseExpiresAt });
   }
   return out;
 }

@@ -12,7 +12,6 @@ for i = 0, n - 1 do
   local hk = P .. ':h:' .. id
   local v = redis.call('HMGET', hk, 'st', 'tok', 'ch')
   if v[1] == 'active' and v[2] == ARGV[b + 1] then
-    redis.call('HSET', hk, 'lx', expires)
     redis.call('ZADD', P .. ':a:' .. v[3], expires, id)
     out[i + 2] = 1
   else

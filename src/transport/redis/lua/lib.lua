@@ -7,7 +7,8 @@
 --   P:h:ID     hash   state, created when first needed (a message sent due now, without a
 --                     dedupKey, has none until its first lease; it is then waiting, attempt 0):
 --                     st (state), a (attempt), r (runAt ms, when it differs from the JSON's),
---                     sc (ready score), ch, dk (dedupKey), tok (lease token), lx (lease end),
+--                     sc (ready score), ch (sc and ch are always written together),
+--                     dk (dedupKey), tok (lease token; the lease end is the score in P:a:CH),
 --                     sa, fa (started / finished ms), err (error history: JSON objects joined
 --                     by "\n", which JSON text never contains raw), res (result JSON)
 --   P:r:CH     zset   ready (due) messages, score (1000 - priority) * 2^42 + floor(runAt)

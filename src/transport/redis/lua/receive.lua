@@ -4,8 +4,8 @@
 -- per call). Paused channels are skipped.
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix, ARGV[2] max, ARGV[3] leaseMs, ARGV[4] cap, ARGV[5..] channels.
--- Returns: { now, nextDue, token, id1, envelopeJSON1, attempt1, runAt1, id2, ... }
---   runAt: '' when it is the envelope's own.
+-- Returns: { now, nextDue, token, envelopeJSON1, attempt1, runAt1, envelopeJSON2, ... }
+--   (the id is the envelope's own; no copy is sent). runAt: '' when it is the envelope's own.
 --   now: the server's time (ms); every lease ends at now + leaseMs.
 --   token: the fencing token of every lease of this call (a lease is proven by id and token).
 --   nextDue: when nothing was leased, the earliest time (ms) a delayed message or a lease
@@ -91,15 +91,19 @@ for _, c in ipairs(chosen) do
   local json = redis.call('GET', P .. ':m:' .. id)
   if not c[5] then per_channel[ch] = (per_channel[ch] or 0) + 1 end
   if json then
-    local v = redis.call('HMGET', hk, 'a', 'r')
+    local v = redis.call('HMGET', hk, 'a', 'r', 'ch')
     local attempt = next_attempt(v[1] or '0')
-    redis.call('HSET', hk, 'st', 'active', 'a', attempt, 'tok', tok, 'lx', expires, 'sa', now_text, 'ch', ch, 'sc', c[3])
+    if v[3] then
+      redis.call('HSET', hk, 'st', 'active', 'a', attempt, 'tok', tok, 'sa', now_text)
+    else
+      -- First state of a message sent due now: ch and sc are written once, here.
+      redis.call('HSET', hk, 'st', 'active', 'a', attempt, 'tok', tok, 'sa', now_text, 'ch', ch, 'sc', c[3])
+    end
     zbatch_add(leased, P .. ':a:' .. ch, expires, id)
     local o = #out
-    out[o + 1] = id
-    out[o + 2] = json
-    out[o + 3] = attempt
-    out[o + 4] = v[2] or ''
+    out[o + 1] = json
+    out[o + 2] = attempt
+    out[o + 3] = v[2] or ''
   end
 end
 for ch, k in pairs(per_channel) do

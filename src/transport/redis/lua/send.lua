@@ -2,8 +2,10 @@
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix; then 6 per message: id, channel, runAt (ms), dedupKey ('' for none), envelope JSON,
 --   ready score ((1000 - priority) * 2^42 + floor(runAt), as integer text: computed by the client, where it is cheap).
--- Returns: one string per message: '' when stored, else the id of the live message already
--- holding its dedupKey, or its own id when that id is already stored (nothing new is stored).
+-- Returns: only the messages not stored, as pairs: index (1-based, in this call), then the id
+-- of the live message already holding its dedupKey, or its own id when that id is already
+-- stored. Empty when every message was stored (a reply of one string per message cost both
+-- sides more than the rest of a bulk send).
 local now = now_ms()
 local out = {}
 local touched = {}
@@ -16,9 +18,11 @@ for i = 0, n - 1 do
   local existing = false
   if dk ~= '' then existing = redis.call('HGET', dedup_key, dk) end
   if existing then
-    out[i + 1] = existing
+    out[#out + 1] = i + 1
+    out[#out + 1] = existing
   elseif not redis.call('SET', P .. ':m:' .. id, ARGV[b + 4], 'NX') then
-    out[i + 1] = id
+    out[#out + 1] = i + 1
+    out[#out + 1] = id
   else
     local due = tonumber(run_at) <= now
     if dk ~= '' then
@@ -33,7 +37,6 @@ for i = 0, n - 1 do
       zbatch_add(zb, P .. ':d:' .. ch, run_at, id)
     end
     touched[ch] = (touched[ch] or 0) + 1
-    out[i + 1] = ''
   end
 end
 zbatch_flush(zb)
