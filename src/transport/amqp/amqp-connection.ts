@@ -23,22 +23,36 @@ export interface Link {
   lost: AbortSignal;
 }
 
+/** Per lost-signal, the calls waiting on its link: one abort listener per link, however many calls wait. */
+const waiting = new WeakMap<AbortSignal, Set<() => void>>();
+
 /**
  * Wait for `promise`, but fail as soon as `link` is lost (amqplib leaves calls
  * on a dead socket pending until its heartbeat notices).
  */
 export function onLink<T>(link: Link, promise: Promise<T>): Promise<T> {
-  if (link.lost.aborted) return Promise.reject(new Error("connection lost"));
+  const signal = link.lost;
+  if (signal.aborted) return Promise.reject(new Error("connection lost"));
+  let calls = waiting.get(signal);
+  if (!calls) {
+    const set = (calls = new Set());
+    waiting.set(signal, set);
+    signal.addEventListener("abort", () => {
+      for (const lost of set) lost();
+      set.clear();
+    }, { once: true });
+  }
+  const pending = calls;
   return new Promise<T>((resolve, reject) => {
     const lost = () => reject(new Error("connection lost"));
-    link.lost.addEventListener("abort", lost, { once: true });
+    pending.add(lost);
     promise.then(
       (v) => {
-        link.lost.removeEventListener("abort", lost);
+        pending.delete(lost);
         resolve(v);
       },
       (err: unknown) => {
-        link.lost.removeEventListener("abort", lost);
+        pending.delete(lost);
         reject(err);
       },
     );
@@ -123,7 +137,9 @@ export class AmqpConnection {
   }
 
   async #connect(): Promise<Link> {
-    const model = await amqp.connect(this.#options.url, { clientProperties: { connection_name: `ferry-${process.pid}` } });
+    // noDelay: without it Nagle's algorithm holds a small write (a publish, an ack) while an
+    // earlier one is unacknowledged, and the peer's delayed ACK makes that up to 40 ms
+    const model = await amqp.connect(this.#options.url, { noDelay: true, clientProperties: { connection_name: `ferry-${process.pid}` } });
     try {
       const publish = await model.createConfirmChannel();
       const consume = await model.createChannel();

@@ -11,19 +11,30 @@ import type { ResolvedAmqpOptions } from "./amqp-options.ts";
 import { amqpPriority, bucketArguments, bucketFor, bucketName, channelQueue, deadQueue, HEADER, queueArguments } from "./topology.ts";
 
 /**
- * A copy due within this many ms (or twice the hop margin, if more) is not sent
- * through a delay bucket: the consumer holds it in memory until due (a bucket
- * hop costs more than that).
+ * A copy due within this many ms (or twice the hop margin, if more) is always
+ * held in the consumer's memory until due: a bucket hop costs more than that.
  */
 export const HOLD_MS = 100;
 
 /**
- * The least margin: a bucket is chosen for the remaining delay less the margin,
- * so that a hop which comes back a little late (broker expiry, dead-lettering, a
- * busy event loop) still arrives before the due time and the last stretch is
- * waited out in memory, on a timer, instead of late. The margin follows how late
- * hops have been coming back (the worst recent lag, decaying by half every
- * {@link LAG_HALF_LIFE_MS}, times 1.5), between this and {@link MAX_HOP_MARGIN_MS}.
+ * The hold window: a copy due within this many ms (or twice the hop margin, if
+ * more) is published straight to its channel queue, and the consumer holds it
+ * in memory until due, as long as it holds fewer than half its largest prefetch
+ * (beyond that it sends the copy to a bucket, as below). A longer delay goes to
+ * the bucket that brings it back inside this window as early as the window
+ * allows, so that a hop would have to come back most of a window late to make
+ * the copy late; only delays beyond window + 2^k need more than one hop.
+ */
+export const HOLD_WINDOW_MS = 1000;
+
+/**
+ * The least margin: a copy never goes to a bucket longer than its remaining
+ * delay less the margin, so that a hop which comes back a little late (broker
+ * expiry, dead-lettering, a busy event loop) still arrives before the due time
+ * and the last stretch is waited out in memory, on a timer, instead of late. The
+ * margin follows how late hops have been coming back (the worst recent lag,
+ * decaying by half every {@link LAG_HALF_LIFE_MS}, times 1.5), between this and
+ * {@link MAX_HOP_MARGIN_MS}.
  */
 export const HOP_MARGIN_MS = 40;
 /** The largest hop margin. */
@@ -111,13 +122,40 @@ export class Publisher {
     return Math.min(MAX_HOP_MARGIN_MS, Math.max(HOP_MARGIN_MS, Math.ceil(lag * 1.5)));
   }
 
-  /** True when a copy due at `runAt` is close enough to wait out in memory. */
+  /** True when a copy due at `runAt` is so close that it is always waited out in memory. */
   holds(runAt: number, now: number): boolean {
     return runAt - now <= Math.max(HOLD_MS, 2 * this.margin(now));
   }
 
-  /** The delay bucket for a copy due at `runAt`, or undefined to publish straight to its queue (the consumer holds the last stretch). */
+  /** True when a copy due at `runAt` is inside the hold window: a consumer with room holds it in memory. */
+  inWindow(runAt: number, now: number): boolean {
+    return runAt - now <= Math.max(HOLD_WINDOW_MS, 2 * this.margin(now));
+  }
+
+  /**
+   * Where to publish a copy due at `runAt`: undefined (straight to its queue) inside
+   * the hold window, else the shortest bucket that brings it back inside the window,
+   * if one is not longer than the remaining delay less the margin, else the largest
+   * bucket that is (the copy then hops again when it comes back).
+   */
   route(runAt: number, now: number): number | undefined {
+    if (this.inWindow(runAt, now)) return undefined;
+    const remaining = runAt - now;
+    const margin = this.margin(now);
+    const window = Math.max(HOLD_WINDOW_MS, 2 * margin);
+    const longest = bucketFor(remaining - margin);
+    const landing = Math.ceil(Math.log2(remaining - window));
+    return Math.min(longest, Math.max(0, landing));
+  }
+
+  /**
+   * Where a consumer sends a copy that it does not hold: as {@link Publisher.route},
+   * except inside the hold window (its holds are full): undefined when the copy is
+   * due too soon for a hop, else the largest bucket not longer than the remaining
+   * delay less the margin.
+   */
+  hopRoute(runAt: number, now: number): number | undefined {
+    if (!this.inWindow(runAt, now)) return this.route(runAt, now);
     return this.holds(runAt, now) ? undefined : bucketFor(runAt - now - this.margin(now));
   }
 
@@ -125,15 +163,15 @@ export class Publisher {
    * Declare the buckets that copies due at `runAts` go through, and return the
    * time to route them by: declaring a bucket takes round trips, during which
    * the remaining delays shrink, so the route is chosen again after each wait
-   * (it only moves to smaller buckets) until every bucket it needs is ready.
-   * Publish right after, without awaiting anything between.
+   * until every bucket it needs is ready. Publish right after, without awaiting
+   * anything between, with the same `route` (default {@link Publisher.route}).
    */
-  async buckets(link: Link, runAts: readonly number[]): Promise<number> {
+  async buckets(link: Link, runAts: readonly number[], route: (runAt: number, now: number) => number | undefined = (at, now) => this.route(at, now)): Promise<number> {
     for (;;) {
       const now = Date.now();
       const missing = new Set<number>();
       for (const at of runAts) {
-        const k = this.route(at, now);
+        const k = route(at, now);
         if (k !== undefined && !this.#ready.has(`${link.generation}|${bucketName(this.#options.prefix, k)}`)) missing.add(k);
       }
       if (missing.size === 0) return now;

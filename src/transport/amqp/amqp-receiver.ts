@@ -37,6 +37,10 @@ export interface Consumer {
   generation: number;
   /** Deliveries of this consumer not yet acked or nacked. */
   unsettled: number;
+  /** Of those, the copies held in memory until due. */
+  holding: number;
+  /** A restart with a larger prefetch is under way (see `Receiver#grow`). */
+  growing?: boolean;
 }
 
 /** A delivery held unacked: buffered, then leased. */
@@ -69,51 +73,73 @@ export class Receiver {
   #leases = new Map<string, Held>();
   #consumers = new Map<string, Consumer>();
   #wanted = new Map<string, number>();
+  /** The `max` of the last receive per queue: the credit to keep free for due deliveries. */
+  #demand = new Map<string, number>();
   #wakers = new Set<() => void>();
   #consumerLock: Promise<unknown> = Promise.resolve();
   #counter = 0;
   #leaseTimer: NodeJS.Timeout | undefined;
   #leaseTimerAt = Infinity;
   #hops: Held[] = [];
+  /** Most copies one consumer holds in memory inside the hold window: half its largest prefetch. */
+  readonly #holdLimit: number;
   #holds = new Set<NodeJS.Timeout>();
   #wakeScheduled = false;
+  /** Deliveries that arrived per queue (for {@link Receiver.settleQueues}), and how many of those wait. */
+  #arrivals = new Map<string, number>();
+  #settling = 0;
 
   constructor(options: ResolvedAmqpOptions, conn: AmqpConnection, publisher: Publisher, onReturned: (held: Held[]) => void) {
     this.#options = options;
     this.#conn = conn;
     this.#publisher = publisher;
     this.#onReturned = onReturned;
+    this.#holdLimit = Math.floor((options.prefetch > 0 ? options.prefetch : options.maxPrefetch) / 2);
   }
 
   // ---- consumers --------------------------------------------------------------
 
-  /** True when each queue has a consumer on `link` whose prefetch covers leases held plus `max`. */
-  consumersReady(link: Link, queues: readonly string[], max: number): boolean {
+  /**
+   * True when each queue has a consumer on `link` whose prefetch covers what it
+   * holds plus `max`, or when `eager` and something is buffered: then a consumer
+   * whose prefetch falls short is restarted with a larger one in the background,
+   * and the receive takes what is buffered meanwhile instead of waiting.
+   */
+  consumersReady(link: Link, queues: readonly string[], max: number, eager: boolean): boolean {
+    let ready = true;
+    let buffered = false;
     for (const queue of queues) {
       const c = this.#consumers.get(queue);
-      if (!c || c.generation !== link.generation || c.prefetch < this.#wantedPrefetch(queue, max)) return false;
+      if (!c || c.generation !== link.generation) return false;
+      this.#demand.set(queue, Math.max(1, max));
+      if (c.prefetch < this.#wantedPrefetch(queue)) ready = false;
+      if ((this.#buffers.get(queue)?.length ?? 0) > 0) buffered = true;
     }
+    if (ready || !eager || !buffered) return ready;
+    for (const queue of queues) this.#keepCredit(link, this.#consumers.get(queue)!);
     return true;
   }
 
-  /** Declare the channels and (re)start consumers whose prefetch is too small. */
+  /** Declare the channels and start consumers that are missing (or whose prefetch is too small). */
   async ensureConsumers(link: Link, channels: readonly string[], queues: readonly string[], max: number): Promise<void> {
     await this.#publisher.ensureChannels(link, channels);
     for (const queue of queues) {
+      this.#demand.set(queue, Math.max(1, max));
       const c = this.#consumers.get(queue);
-      const want = this.#wantedPrefetch(queue, max);
+      const want = this.#wantedPrefetch(queue);
       if (c && c.generation === link.generation && c.prefetch >= want) continue;
       this.#wanted.set(queue, Math.max(want, this.#wanted.get(queue) ?? 0));
       await this.#withConsumerLock(() => this.#startConsumer(link, queue));
     }
   }
 
-  #wantedPrefetch(queue: string, max: number): number {
+  /** The prefetch that covers the deliveries held (not buffered: held until due, hopping, leased) plus the last receive's `max`. */
+  #wantedPrefetch(queue: string): number {
     if (this.#options.prefetch > 0) return this.#options.prefetch;
     let held = 0;
     const c = this.#consumers.get(queue);
     if (c) held = Math.max(0, c.unsettled - (this.#buffers.get(queue)?.length ?? 0));
-    const want = Math.min(this.#options.maxPrefetch, held + Math.max(1, max));
+    const want = Math.min(this.#options.maxPrefetch, held + (this.#demand.get(queue) ?? 1));
     return Math.min(this.#options.maxPrefetch, 2 ** Math.ceil(Math.log2(want)));
   }
 
@@ -129,7 +155,7 @@ export class Receiver {
     if (old && old.generation === link.generation && old.prefetch >= want) return;
     if (this.#conn.closed || this.#conn.link !== link) return;
     await onLink(link, link.consume.prefetch(want));
-    const consumer: Consumer = { queue, tag: "", prefetch: want, generation: link.generation, unsettled: 0 };
+    const consumer: Consumer = { queue, tag: "", prefetch: want, generation: link.generation, unsettled: 0, holding: 0 };
     const ok = await onLink(link, link.consume.consume(queue, (raw) => this.#arrive(consumer, raw), { noAck: false }));
     consumer.tag = ok.consumerTag;
     this.#consumers.set(queue, consumer);
@@ -157,6 +183,8 @@ export class Receiver {
     const link = this.#conn.link;
     if (!link || link.generation !== consumer.generation) return;
     consumer.unsettled++;
+    this.#arrivals.set(consumer.queue, (this.#arrivals.get(consumer.queue) ?? 0) + 1);
+    if (this.#settling > 0) this.#wakeSoon();
     let envelope: Envelope;
     try {
       envelope = decodeEnvelope(raw.content.toString("utf8"));
@@ -172,15 +200,43 @@ export class Receiver {
     const held: Held = { raw, envelope, runAt, priorAttempts, consumer, generation: link.generation, token: "", attempt: 0, startedAt: 0, expiresAt: 0, lapsed: false };
     const now = Date.now();
     const hopDue = headers[HEADER.hopDue];
-    if (typeof hopDue === "number" && !raw.fields.redelivered) this.#publisher.observeHopLag(now - hopDue, now);
-    if (this.#publisher.holds(runAt, now)) this.#holdUntilDue(held);
-    else this.#hop(held);
+    // a delivery that took the consumer's last credit may have waited for that credit in the queue:
+    // its lag is this consumer's backlog, not the broker's, and must not widen the hop margin
+    if (typeof hopDue === "number" && !raw.fields.redelivered && consumer.unsettled < consumer.prefetch) this.#publisher.observeHopLag(now - hopDue, now);
+    const p = this.#publisher;
+    if (p.holds(runAt, now) || (p.inWindow(runAt, now) && consumer.holding < this.#holdLimit)) {
+      consumer.holding++;
+      this.#holdUntilDue(held);
+    } else this.#hop(held);
+    this.#keepCredit(link, consumer);
+  }
+
+  /**
+   * Copies held until due, and copies on their way to their next bucket, stay
+   * unacked and so use the consumer's credit. When they (with the leases) leave
+   * less than the last receive's `max` free, restart the consumer with a larger
+   * prefetch now (in the background) rather than at the next receive: due copies
+   * would otherwise wait behind them in the queue, and come late.
+   */
+  #keepCredit(link: Link, consumer: Consumer): void {
+    if (consumer.growing || this.#options.prefetch > 0 || consumer.prefetch >= this.#options.maxPrefetch) return;
+    if (this.#consumers.get(consumer.queue) !== consumer) return;
+    const want = this.#wantedPrefetch(consumer.queue);
+    if (consumer.prefetch >= want) return;
+    consumer.growing = true;
+    this.#wanted.set(consumer.queue, Math.max(want, this.#wanted.get(consumer.queue) ?? 0));
+    this.#withConsumerLock(() => this.#startConsumer(link, consumer.queue))
+      .catch(() => {}) // the link dropped: restore() starts the consumers again
+      .finally(() => (consumer.growing = false));
   }
 
   /** The last stretch of a delay is held here (a bucket hop costs more than it waits); never handed out before `runAt`. */
   #holdUntilDue(held: Held): void {
     const remaining = held.runAt - Date.now();
-    if (remaining <= 0) return this.#buffer(held);
+    if (remaining <= 0) {
+      held.consumer.holding--;
+      return this.#buffer(held);
+    }
     // timers run on a monotonic clock and may fire a little before the wall clock reaches runAt: check again
     const timer = setTimeout(() => {
       this.#holds.delete(timer);
@@ -192,14 +248,17 @@ export class Receiver {
   #buffer(held: Held): void {
     if (this.#conn.link?.generation !== held.generation) return;
     this.#buffered(held.consumer.queue).push(held);
-    if (!this.#wakeScheduled && this.#wakers.size > 0) {
-      // wake once the whole socket read has been buffered, so a waiting receive takes a batch
-      this.#wakeScheduled = true;
-      setImmediate(() => {
-        this.#wakeScheduled = false;
-        this.wake();
-      });
-    }
+    this.#wakeSoon();
+  }
+
+  /** Wake waiting receives once the whole socket read has been handled, so a waiting receive takes a batch. */
+  #wakeSoon(): void {
+    if (this.#wakeScheduled || this.#wakers.size === 0) return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      this.wake();
+    });
   }
 
   /** A message that is not Ferry's wire format goes straight to the channel's dead-letter queue. */
@@ -227,9 +286,10 @@ export class Receiver {
     const live = batch.filter((h) => h.generation === link.generation);
     const p = this.#publisher;
     try {
-      const now = await onLink(link, p.buckets(link, live.map((h) => h.runAt)));
+      const route = (at: number, now: number) => p.hopRoute(at, now);
+      const now = await onLink(link, p.buckets(link, live.map((h) => h.runAt), route));
       await onLink(link, p.confirmed(live.length, (done) => {
-        for (const h of live) p.publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, p.route(h.runAt, now), done);
+        for (const h of live) p.publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, route(h.runAt, now), done);
       }));
       for (const h of live) this.settle(h.consumer, h.raw, "ack");
     } catch (err) {
@@ -273,24 +333,30 @@ export class Receiver {
   /**
    * For a receive that must not wait: ask each queue how many messages are
    * ready (a round trip on the consuming channel, so deliveries sent before it
-   * are already buffered) and give those the broker is pushing a moment to land.
+   * are already here) and give those the broker is pushing a moment to land
+   * (buffered, or held until due).
    */
-  async settleQueues(link: Link, queues: readonly string[], max: number): Promise<void> {
+  async settleQueues(link: Link, queues: readonly string[]): Promise<void> {
     let ready = 0;
     try {
       for (const q of queues) ready += (await onLink(link, link.consume.checkQueue(q))).messageCount;
     } catch {
       return;
     }
-    const buffered = () => queues.reduce((n, q) => n + (this.#buffers.get(q)?.length ?? 0), 0);
+    const arrived = () => queues.reduce((n, q) => n + (this.#arrivals.get(q) ?? 0), 0);
+    const from = arrived();
     const hasCredit = () => queues.some((q) => {
       const c = this.#consumers.get(q);
       return c !== undefined && c.unsettled < c.prefetch;
     });
     // all that is ready (as far as credit goes), not just `max`: take() then picks by priority across queues
-    const target = buffered() + ready;
     const until = Date.now() + 500;
-    while (buffered() < target && hasCredit() && Date.now() < until && !this.#conn.closed) await this.sleep(until - Date.now(), undefined);
+    this.#settling++;
+    try {
+      while (arrived() - from < ready && hasCredit() && Date.now() < until && !this.#conn.closed) await this.sleep(until - Date.now(), undefined);
+    } finally {
+      this.#settling--;
+    }
   }
 
   // ---- leases -------------------------------------------------------------------

@@ -148,7 +148,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       const link = this.#conn.link ?? (await this.#waitForLink(deadline, request.signal));
       if (!link) return [];
       try {
-        if (!r.consumersReady(link, queues, request.max)) await onLink(link, r.ensureConsumers(link, channels, queues, request.max));
+        if (!r.consumersReady(link, queues, request.max, request.waitMs > 0)) await onLink(link, r.ensureConsumers(link, channels, queues, request.max));
       } catch (err) {
         if (this.#conn.link === link || isFerryError(err, "CONFIG_INVALID")) throw this.#unavailable(err, "receive");
         continue; // the link dropped meanwhile: wait for the next one
@@ -160,7 +160,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       }
       if (!settled && request.waitMs === 0) {
         settled = true;
-        await r.settleQueues(link, queues, request.max);
+        await r.settleQueues(link, queues);
         continue;
       }
       const left = deadline - Date.now();

@@ -13,14 +13,15 @@
  *
  * Why power-of-two buckets: every message in one bucket has the same TTL, so the
  * queue expires them in order (no head-of-line blocking, which per-message TTL
- * has), 32 queues cover 1 ms to 24 days, and no plugin is needed. A message goes
- * to the largest bucket not longer than its remaining delay less a margin (how
- * late hops have been coming back, at least 40 ms; see amqp-publisher.ts), so it
- * comes back a little early, never late; when it comes back still not due, the
- * consumer sends it to the next bucket (a "hop"; at most ~log2(delay) hops, each
- * smaller than the last); the last stretch is waited out in the consumer's
- * memory instead (a hop costs more than that). The consumer compares `runAt` with its own clock
- * before handing a message out, so no message is delivered before its due time.
+ * has), 32 queues cover 1 ms to 24 days, and no plugin is needed. A message due
+ * within the hold window (1 s or more, see amqp-publisher.ts) goes straight to its
+ * channel queue and the consumer holds it in memory until due; a longer delay goes
+ * to the shortest bucket that brings it back inside the window, never to one longer
+ * than its remaining delay less a margin (how late hops have been coming back, at
+ * least 40 ms), so it comes back early, never late; when it comes back still outside
+ * the window, the consumer sends it to the next bucket (a "hop"). The consumer
+ * compares `runAt` with its own clock before handing a message out, so no message is
+ * delivered before its due time.
  *
  * Ferry's C = ':' separator cannot occur in a channel name, so names never clash.
  */
