@@ -25,7 +25,7 @@ const msg = (channel: string, init: { runAt?: number; priority?: number } = {}):
 describe("redis scripts", () => {
   it("each script carries every lib.lua helper it calls, and not the ones it does not", () => {
     const sources = scriptSources();
-    const helpers = ["now_ms", "int", "next_attempt", "rescore", "zbatch", "zbatch_add", "zbatch_flush", "zrem_many", "enqueue", "delete_message", "notify", "append_error", "release_dedup", "trim"];
+    const helpers = ["now_ms", "int", "next_attempt", "rescore", "zbatch", "zbatch_add", "zbatch_flush", "zrem_many", "enqueue", "delete_message", "delete_messages", "notify", "append_error", "release_dedup", "trim"];
     for (const name of SCRIPT_NAMES) {
       const src = sources.get(name)!;
       for (const h of helpers) {

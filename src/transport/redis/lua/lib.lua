@@ -107,6 +107,18 @@ local function delete_message(id)
   redis.call('DEL', P .. ':m:' .. id, P .. ':h:' .. id)
 end
 
+-- Delete many messages, up to 500 (1,000 keys) per DEL: one call costs more than a key.
+local function delete_messages(ids)
+  for i = 1, #ids, 500 do
+    local keys = {}
+    for j = i, math.min(i + 499, #ids) do
+      keys[#keys + 1] = P .. ':m:' .. ids[j]
+      keys[#keys + 1] = P .. ':h:' .. ids[j]
+    end
+    redis.call('DEL', unpack(keys))
+  end
+end
+
 -- Wake up to n blocked receivers of a channel; the list never exceeds NOTIFY_CAP.
 local function notify(ch, n)
   local k = P .. ':n:' .. ch
@@ -142,7 +154,7 @@ local function trim(set_key, keep_count, keep_age_ms, now, cap)
   if keep_age_ms >= 0 then
     local old = redis.call('ZRANGEBYSCORE', set_key, '-inf', '(' .. int(now - keep_age_ms), 'LIMIT', 0, cap)
     if #old > 0 then
-      for _, id in ipairs(old) do delete_message(id) end
+      delete_messages(old)
       zrem_many(set_key, old)
     end
     cap = cap - #old
@@ -152,7 +164,7 @@ local function trim(set_key, keep_count, keep_age_ms, now, cap)
     if excess > cap then excess = cap end
     if excess > 0 then
       local ids = redis.call('ZRANGE', set_key, 0, excess - 1)
-      for _, id in ipairs(ids) do delete_message(id) end
+      delete_messages(ids)
       redis.call('ZREMRANGEBYRANK', set_key, 0, excess - 1)
     end
   end

@@ -5,6 +5,6 @@
 -- Returns: how many were deleted (call again while it equals cap).
 local sk = P .. ':s:' .. ARGV[2] .. ':' .. ARGV[3]
 local ids = redis.call('ZRANGEBYSCORE', sk, '-inf', '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
-for _, id in ipairs(ids) do delete_message(id) end
+delete_messages(ids)
 if #ids > 0 then zrem_many(sk, ids) end
 return #ids
