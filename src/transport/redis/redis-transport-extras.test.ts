@@ -232,6 +232,19 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.ok(seen.filter((c) => c === "blpop").length <= 2, `it blocked in BLPOP: ${seen.join(" ")}`);
   });
 
+  it("a receive waiting for a delayed message is woken at its due time by the transport (CLIENT UNBLOCK), not by Redis' timeout tick", async () => {
+    const t = await transport(`${base}-due`);
+    const admin = await adminClient();
+    // MONITOR leaves out admin commands such as CLIENT, so count them in the server's statistics.
+    const unblocks = async () => Number(/^cmdstat_client\|unblock:calls=(\d+)/m.exec(await admin.info("commandstats"))?.[1] ?? 0);
+    const before = await unblocks();
+    const m = msg("due", { runAt: Date.now() + 300 });
+    await t.send([m]);
+    const got = await t.receive({ channels: ["due"], max: 10, leaseMs: 30_000, waitMs: 5000 });
+    assert.deepEqual(got.map((d) => d.message.id), [m.id]);
+    assert.ok((await unblocks()) > before, "the wait was ended by CLIENT UNBLOCK from the command connection");
+  });
+
   it("priority wins across channels and over older messages; a due delayed message takes its place", async () => {
     const t = await transport(`${base}-order`);
     const now = Date.now();

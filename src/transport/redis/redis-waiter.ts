@@ -88,9 +88,11 @@ export class BlockingWaiter {
     try {
       await this.main.client("UNBLOCK", id, "TIMEOUT");
     } catch (err) {
-      if (this.#unblockRefused) return;
+      // A lost connection ends the wait anyway; only a refusal (ACL, renamed command) stops the timers.
+      const text = (err as Error).message;
+      if (this.#closed || this.#unblockRefused || !/NOPERM|unknown (sub)?command|no permissions/i.test(text)) return;
       this.#unblockRefused = true;
-      this.warn(`ferry redis: CLIENT UNBLOCK refused on ${this.target} (${(err as Error).message}); delayed messages and ended leases may be picked up up to ~100 ms late`);
+      this.warn(`ferry redis: CLIENT UNBLOCK refused on ${this.target} (${text}); delayed messages and ended leases may be picked up up to ~100 ms late`);
     }
   }
 
