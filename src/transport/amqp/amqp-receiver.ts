@@ -161,6 +161,8 @@ export class Receiver {
     this.#consumers.set(queue, consumer);
     // the old consumer stops; its unacked deliveries stay held on the channel
     if (old && old.generation === link.generation) await onLink(link, link.consume.cancel(old.tag));
+    // copies that arrived before it was registered may already be held until due
+    this.#keepCredit(link, consumer);
   }
 
   /** After a reconnection: consume again every queue consumed before. */

@@ -147,6 +147,53 @@ if (skipReason) {
       }
     });
 
+    it("many calls waiting on one connection add one abort listener to it, not one each", async () => {
+      const t = await open({ runStore: false });
+      const warnings: string[] = [];
+      const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+      process.on("warning", onWarning);
+      try {
+        const ch = `listeners-${Date.now().toString(36)}`;
+        await Promise.all(Array.from({ length: 50 }, (_, n) => t.send([createEnvelope({ name: "l.task", channel: ch, payload: { n } })])));
+        await new Promise((r) => setImmediate(r)); // warnings are emitted on a later tick
+        assert.deepEqual(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning")), []);
+      } finally {
+        process.off("warning", onWarning);
+        await t.close();
+      }
+    });
+
+    it("copies held until due raise the prefetch, so messages due now are not stuck behind them", async () => {
+      const t = await open({ runStore: false });
+      try {
+        const ch = `credit-${Date.now().toString(36)}`;
+        const later = Array.from({ length: 40 }, (_, n) => createEnvelope({ name: "c.task", channel: ch, payload: { n }, runAt: Date.now() + 900 }));
+        await t.send(later);
+        const now = Array.from({ length: 5 }, (_, n) => createEnvelope({ name: "c.task", channel: ch, payload: { n } }));
+        await t.send(now);
+        // max 5 asks for a prefetch of 8: the 40 copies ahead of the due ones are held in memory until due
+        const got: Awaited<ReturnType<AmqpTransport["receive"]>> = [];
+        while (got.length < now.length) {
+          const batch = await t.receive({ channels: [ch], max: now.length - got.length, leaseMs: 30_000, waitMs: 5000 });
+          assert.ok(batch.length > 0);
+          got.push(...batch);
+        }
+        assert.deepEqual(got.map((d) => d.message.id).sort(), now.map((m) => m.id).sort(), "the due messages come first");
+        await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+        const rest: string[] = [];
+        while (rest.length < later.length) {
+          const batch = await t.receive({ channels: [ch], max: 50, leaseMs: 30_000, waitMs: 5000 });
+          assert.ok(batch.length > 0);
+          for (const d of batch) assert.ok(Date.now() >= d.message.runAt, "never before its due time");
+          rest.push(...batch.map((d) => d.message.id));
+          await t.ack(batch.map((d) => ({ id: d.message.id, token: d.token })));
+        }
+        assert.deepEqual(rest.sort(), later.map((m) => m.id).sort());
+      } finally {
+        await t.close();
+      }
+    });
+
     it("classic queues honour priority", async () => {
       const t = await open({ queueType: "classic" }, `${runId}-classic`);
       try {
