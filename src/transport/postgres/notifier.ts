@@ -52,7 +52,7 @@ export class Notifier {
     client.on("error", onError);
     client.on("end", onError);
     client.on("notification", (n: pg.Notification) => {
-      if (n.channel === this.#options.channel) this.#wakeChannel(n.payload ?? "");
+      if (n.channel === this.#options.channel) this.wakeChannel(n.payload ?? "");
     });
     try {
       await client.query(`LISTEN "${this.#options.channel}"`);
@@ -87,7 +87,8 @@ export class Notifier {
     this.wakeAll();
   }
 
-  #wakeChannel(channel: string): void {
+  /** Wake the waiters of a channel now (work this process committed: no need to wait for its NOTIFY). */
+  wakeChannel(channel: string): void {
     for (const w of this.#waiters) if (w.channels.includes(channel)) w.wake();
   }
 

@@ -134,7 +134,7 @@ if (skip) {
     it("migrations are idempotent", async () => {
       const schema = schemaFor("mig");
       const first = await migrate({ connectionString: SERVERS.postgres, schema });
-      assert.deepEqual(first.applied, ["001_init"]);
+      assert.deepEqual(first.applied, ["001_init", "002_inspection_indexes"]);
       const second = await migrate({ pool, schema });
       assert.deepEqual(second.applied, []);
       assert.equal(second.version, first.version);
@@ -144,7 +144,7 @@ if (skip) {
       assert.equal((await b.receive({ channels: ["mig"], max: 5, leaseMs: 1000, waitMs: 0 })).length, 1);
       await Promise.all([a.close(), b.close()]);
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`);
-      assert.equal(rows[0].n, 1);
+      assert.equal(rows[0].n, 2);
     });
 
     it("migrate: false on a missing schema fails with CONFIG_INVALID on use", async () => {
@@ -265,6 +265,74 @@ if (skip) {
         assert.equal(await t.prune({ before: Date.now() + 1000, states: ["waiting", "active"] }), 0);
         assert.equal(await t.prune({ before: Date.now() + 1000 }), 2);
         assert.equal((await t.counts()).find((x) => x.channel === "pr")?.waiting, 1);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a consumer loop reads ahead, and an abort gives the held rows back with no attempt used", async () => {
+      const t = await open("ahead");
+      try {
+        const sent = Array.from({ length: 12 }, () => msg("ra"));
+        await t.send(sent);
+        const ac = new AbortController();
+        const loop = { channels: ["ra"], max: 2, leaseMs: 30_000, waitMs: 1000, signal: ac.signal };
+        const first = await t.receive(loop);
+        const second = await t.receive(loop);
+        assert.equal(first.length + second.length, 4);
+        const active = () => t.counts().then((c) => c.find((x) => x.channel === "ra")?.active ?? 0);
+        assert.ok((await active()) > 4, "the second receive found a backlog and leased ahead");
+        const third = await t.receive(loop);
+        assert.equal(third.length, 2, "served from what was read ahead");
+        const handed = [...first, ...second, ...third];
+        assert.equal(new Set(handed.map((d) => d.message.id)).size, 6);
+        ac.abort();
+        for (let i = 0; i < 50 && (await active()) > 6; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(await active(), 6, "only the handed-out leases stay active");
+        assert.deepEqual(await t.ack(handed.map((d) => ({ id: d.message.id, token: d.token }))), handed.map(() => true));
+        const rest = await t.receive({ channels: ["ra"], max: 50, leaseMs: 30_000, waitMs: 0 });
+        assert.equal(rest.length, 6);
+        assert.deepEqual(rest.map((d) => d.message.attempt), rest.map(() => 1), "released rows used no attempt");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("close gives read-ahead back before the pool ends", async () => {
+      const t = await open("ahead_close");
+      const other = await open("ahead_close");
+      try {
+        await t.send(Array.from({ length: 10 }, () => msg("rc")));
+        const loop = { channels: ["rc"], max: 1, leaseMs: 30_000, waitMs: 1000, signal: new AbortController().signal };
+        await t.receive(loop);
+        await t.receive(loop);
+        await t.close();
+        const c = (await other.counts()).find((x) => x.channel === "rc");
+        assert.equal(c?.active, 2);
+        assert.equal(c?.waiting, 8);
+      } finally {
+        await t.close();
+        await other.close();
+      }
+    });
+
+    it("lists every channel newest first, and counts from the indexes", async () => {
+      const t = await open("lists");
+      try {
+        const [a1, b1, a2, b2, c1] = [msg("la"), msg("lb"), msg("la"), msg("lb"), msg("lc")];
+        for (const m of [a1, b1, a2, b2, c1]) await t.send([m]);
+        const ids = (state: "waiting" | "completed", limit: number, offset = 0) => t.list({ state, limit, offset }).then((r) => r.map((x) => x.message.id));
+        assert.deepEqual(await ids("waiting", 10), [c1.id, b2.id, a2.id, b1.id, a1.id]);
+        assert.deepEqual(await ids("waiting", 2, 1), [b2.id, a2.id]);
+        const got = await t.receive({ channels: ["la", "lb", "lc"], max: 10, leaseMs: 30_000, waitMs: 0 });
+        assert.deepEqual(await t.ack(got.map((d) => ({ id: d.message.id, token: d.token }))), got.map(() => true));
+        assert.deepEqual(await ids("completed", 10), [c1.id, b2.id, a2.id, b1.id, a1.id]);
+        assert.deepEqual(await ids("completed", 3, 2), [a2.id, b1.id, a1.id]);
+        assert.deepEqual((await t.list({ state: "completed", channel: "lb" })).map((x) => x.message.id), [b2.id, b1.id]);
+        const later = createEnvelope({ name: "pg.test", channel: "la", payload: {}, runAt: Date.now() + 3_600_000 });
+        await t.send([later]);
+        const counts = (await t.counts()).filter((c) => ["la", "lb", "lc"].includes(c.channel));
+        assert.deepEqual(counts.map((c) => [c.channel, c.waiting, c.delayed, c.completed]), [["la", 1, 1, 2], ["lb", 0, 0, 2], ["lc", 0, 0, 1]]);
       } finally {
         await t.close();
       }

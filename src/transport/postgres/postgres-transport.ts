@@ -33,6 +33,7 @@ import {
 } from "../types.ts";
 import { DEFAULT_SCHEMA, migrate, notifyChannel, parsePostgresUrl, quoteSchema } from "./migrate.ts";
 import { Notifier } from "./notifier.ts";
+import { byDeliveryOrder, ReadAhead, type Leased } from "./read-ahead.ts";
 import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
@@ -72,7 +73,9 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly #sql: Statements;
   readonly #notifier: Notifier;
   readonly #notifyChannel: string;
+  readonly #ahead: ReadAhead;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, notifyAfterCommit: boolean) {
     this.#notifyAfterCommit = notifyAfterCommit;
@@ -82,6 +85,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#sql = buildStatements(quoteSchema(schema));
     this.#notifyChannel = notifyChannel(schema);
     this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel });
+    this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
   }
 
   /**
@@ -197,15 +201,19 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     if (channels.length === 0 || !(max > 0)) return [];
     const leaseMs = Math.max(1, request.leaseMs);
     const deadline = performance.now() + Math.max(0, request.waitMs);
+    const signal = ReadAhead.applies(request) ? request.signal! : undefined;
+    if (signal) {
+      const held = await this.#ahead.take(channels, max, leaseMs, signal);
+      if (held.length > 0) return held;
+    }
     for (;;) {
       const waiter = request.waitMs > 0 ? this.#notifier.add(channels) : undefined;
       try {
         if (waiter) await this.#ready();
-        const rows =
-          channels.length === 1
-            ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
-            : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
-        if (rows.length > 0) return this.#deliveries(rows);
+        const got = signal
+          ? await this.#ahead.lease(channels, max, leaseMs, signal)
+          : (await this.#lease(channels, max, leaseMs)).map((l) => l.delivery);
+        if (got.length > 0) return got;
         if (!waiter || this.#closed || request.signal?.aborted) return [];
         const left = deadline - performance.now();
         if (left <= 0) return [];
@@ -229,9 +237,24 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     }
   }
 
-  #deliveries(rows: LeaseRow[]): Delivery[] {
-    if (rows.length > 1) rows.sort((a, b) => b.priority - a.priority || a.was_due - b.was_due || Number(a.seq) - Number(b.seq));
-    return rows.map((r) => ({ message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }));
+  /** Lease up to `max` due rows of `channels`, in delivery order. */
+  async #lease(channels: readonly string[], max: number, leaseMs: number): Promise<Leased[]> {
+    this.#checkOpen();
+    const rows =
+      channels.length === 1
+        ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
+        : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
+    const leased = rows.map((r) => ({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) }));
+    if (leased.length > 1) leased.sort(byDeliveryOrder);
+    return leased;
+  }
+
+  /** Give back leases that were read ahead and never handed out. */
+  async #release(items: readonly LeaseRef[]): Promise<void> {
+    const { send } = fenceable(items);
+    if (send.length === 0) return;
+    const rows = await this.#run<{ id: string; channel: string }>("releasing read-ahead", this.#sql.release, [send.map((i) => i.id), send.map((i) => i.token)]);
+    this.#wakeReceivers(rows);
   }
 
   /** Run a fenced batch update and map returned ids back to per-item booleans. */
@@ -293,13 +316,17 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   }
 
   /**
-   * After a commit on our own pool, NOTIFY the channels that got work, in the
+   * After a commit on our own pool, wake this process's receivers of the channels
+   * that got work at once, and NOTIFY the others, in the
    * background: at most one notify statement in flight, later channels coalesced
    * into the next. A failed notify only delays receivers to their next due time
    * or the end of their wait.
    */
   #wakeReceivers(rows: readonly { channel: string }[]): void {
-    if (!this.#notifyAfterCommit || rows.length === 0) return;
+    if (rows.length === 0) return;
+    // This process's own receivers need not wait for the NOTIFY to come back.
+    for (const c of new Set(rows.map((r) => r.channel))) this.#notifier.wakeChannel(c);
+    if (!this.#notifyAfterCommit) return;
     for (const r of rows) this.#pendingNotify.add(r.channel);
     this.#notifying ??= this.#flushNotify();
   }
@@ -317,8 +344,14 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#notifying = undefined;
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    // Held read-ahead goes back to waiting before the pool closes.
+    await this.#ahead.close();
     this.#closed = true;
     await this.#notifier.close();
     await this.#notifying;
@@ -353,7 +386,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     if (!Number.isInteger(limit) || limit < 0 || !Number.isInteger(offset) || offset < 0) {
       throw new FerryError("INVALID_OPTION", "limit and offset must be whole numbers >= 0", { details: { option: "limit" } });
     }
-    const rows = await this.#run<RecordRow>("listing", query.state === "waiting" || query.state === "active" ? this.#sql.listLive : this.#sql.listFinished, [query.state, query.channel ?? null, limit, offset]);
+    const channel = query.channel ?? null;
+    const live = query.state === "waiting" || query.state === "active";
+    const rows =
+      channel === null
+        ? await this.#run<RecordRow>("listing", live ? this.#sql.listLiveAll : this.#sql.listFinishedAll, [query.state, limit, offset])
+        : await this.#run<RecordRow>("listing", live ? this.#sql.listLive : this.#sql.listFinished, [query.state, channel, limit, offset]);
     return rows.map((r) => this.#record(r));
   }
 
@@ -404,6 +442,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   async pause(channel: string): Promise<void> {
     this.#checkOpen();
     await this.#run("pausing", this.#sql.pause, [assertChannel(channel)]);
+    this.#ahead.releaseChannel(channel);
   }
 
   async resume(channel: string): Promise<void> {

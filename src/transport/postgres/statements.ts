@@ -5,8 +5,8 @@
  * as one JSON parameter read with `json_to_recordset`, so a batch of K is one
  * round trip and one `JSON.stringify`.
  *
- * Fencing is by token alone: receive, ack, retry and dead-letter each add one to
- * the row's token, so a token handed out by a receive matches the row only while
+ * Fencing is by token alone: receive, ack, retry, dead-letter and release each
+ * raise the row's token ({@link LEASE_TOKEN} for a receive), so a token handed out by a receive matches the row only while
  * that lease is current (the row is active). Leaving `state = 'active'` out of
  * these updates also keeps the planner off the partial receive index, whose
  * predicate it would imply. Fenced updates also take the ids as an
@@ -21,10 +21,29 @@ import { createHash } from "node:crypto";
 export const NOW_MS = "(date_part('epoch', now()) * 1000)";
 
 const LIVE = "state IN ('waiting', 'active')";
+
+/**
+ * A lease commits without waiting for its WAL flush (this transaction only): the
+ * receive is on the critical path of every message. A server crash may lose a lease
+ * of the last few hundred ms (3 x wal_writer_delay at most; any later commit flushes
+ * it too, so an ack of a lease always makes the lease durable first); its message is
+ * then simply due again. Ack, retry, dead-letter and send keep the durable commit.
+ */
+const ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL";
+
+/**
+ * A lease's token: one more than the last, and at least the database clock in
+ * microseconds, so a token lost with a lease in a server crash is never issued
+ * again after it (unless the clock went back across the crash).
+ */
+const LEASE_TOKEN = "greatest(m.token + 1, (date_part('epoch', now()) * 1000000)::bigint)";
 const FINISHED = "state IN ('completed', 'cancelled', 'dead')";
 
 /** Columns that rebuild an envelope. */
 const ENVELOPE_COLUMNS = "m.id, m.name, m.channel, m.payload, m.headers, m.attempt, m.max_attempts, m.run_at, m.priority, m.dedup_key, m.created_at";
+
+/** Columns of a run record. */
+const RECORD_COLUMNS = `${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at`;
 
 /** A named statement: `pg` prepares it once per connection. */
 export interface Statement {
@@ -57,8 +76,24 @@ export function buildStatements(q: string) {
       WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p AND due_at <= ${NOW_MS}
       ORDER BY due_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) x`;
 
+  // Run records in state $1 of every channel, newest first: a loose index scan over the
+  // channels with rows matching `where` (an index's predicate, and its leading columns),
+  // then the newest $2 limit + $3 offset of each channel in `states`.
+  const everyChannel = (where: string, states: string) => `
+    WITH RECURSIVE chs AS (
+      (SELECT channel FROM ${t} WHERE ${where} ORDER BY channel LIMIT 1)
+      UNION ALL
+      SELECT (SELECT channel FROM ${t} WHERE ${where} AND channel > chs.channel ORDER BY channel LIMIT 1)
+      FROM chs WHERE chs.channel IS NOT NULL
+    )
+    SELECT m.* FROM chs CROSS JOIN LATERAL (
+      SELECT ${RECORD_COLUMNS}, m.seq FROM ${t} m
+      WHERE m.state = $1 AND m.${states} AND m.channel = chs.channel ORDER BY m.seq DESC LIMIT $2::int + $3::int
+    ) m
+    WHERE chs.channel IS NOT NULL ORDER BY m.seq DESC LIMIT $2 OFFSET $3`;
+
   const leaseUpdate = (picked: string) => `
-    UPDATE ${t} m SET state = 'active', token = m.token + 1, attempt = m.attempt + 1,
+    UPDATE ${t} m SET state = 'active', token = ${LEASE_TOKEN}, attempt = m.attempt + 1,
       due_at = ${NOW_MS} + $3, started_at = ${NOW_MS}
     FROM ${picked} WHERE m.id = picked.id
     RETURNING ${ENVELOPE_COLUMNS}, m.token::text AS token, m.due_at, picked.was_due, picked.seq`;
@@ -97,7 +132,7 @@ export function buildStatements(q: string) {
       WITH RECURSIVE ${prioritiesOf("(SELECT $1::text AS ch) c")},
       picked AS (
         SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
-        WHERE pr.p IS NOT NULL LIMIT $2
+        WHERE pr.p IS NOT NULL AND ${ASYNC_COMMIT} LIMIT $2
       )
       ${leaseUpdate("picked")}`),
 
@@ -106,7 +141,7 @@ export function buildStatements(q: string) {
       WITH RECURSIVE ${prioritiesOf("unnest($1::text[]) AS c(ch)")},
       picked AS (
         SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
-        WHERE pr.p IS NOT NULL ORDER BY x.priority DESC, x.due_at, x.seq LIMIT $2
+        WHERE pr.p IS NOT NULL AND ${ASYNC_COMMIT} ORDER BY x.priority DESC, x.due_at, x.seq LIMIT $2
       )
       ${leaseUpdate("picked")}`),
 
@@ -152,28 +187,57 @@ export function buildStatements(q: string) {
       WHERE m.id = ANY($1::text[]) AND m.id = x.id AND m.token = x.token
       RETURNING m.id`),
 
-    /** Counts by channel and state. Returns: `channel`, `state`, `n`, `delayed`. */
-    counts: st("counts", `
-      SELECT channel, state, count(*)::int AS n,
-        count(*) FILTER (WHERE state = 'waiting' AND run_at > ${NOW_MS})::int AS delayed
-      FROM ${t} GROUP BY channel, state`),
-
-    /** Finished run records in a state, newest first. $1 state, $2 channel or null, $3 limit, $4 offset. */
-    listFinished: st("list_finished", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m
-      WHERE m.state = $1 AND m.${FINISHED} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+    /**
+     * Give back leases never handed to a handler (read-ahead): waiting again, due as
+     * before the lease, no attempt used. $1 text[]: ids, $2 bigint[]: tokens.
+     * Returns: `id`, `channel` of each row released. The update trigger NOTIFYs (as `send`).
+     */
+    release: st("release", `
+      UPDATE ${t} m SET state = 'waiting', token = m.token + 1, due_at = m.run_at, attempt = greatest(m.attempt - 1, 0),
+        started_at = CASE WHEN m.attempt <= 1 THEN NULL ELSE m.started_at END
+      FROM unnest($1::text[], $2::bigint[]) AS x(id, token)
+      WHERE m.id = ANY($1::text[]) AND m.id = x.id AND m.token = x.token
+      RETURNING m.id, m.channel`),
 
     /**
-     * Live run records (waiting or active), newest first; as `listFinished`. Not indexed
-     * by seq (that would cost every receive a write): a large backlog makes it a scan.
+     * Counts by channel and state. Returns: `channel`, `state`, `n`, `delayed`. Live rows
+     * are counted from the receive index (state included; a waiting row's due_at is its
+     * run_at), finished rows from the finished index: index-only scans, never the heap's
+     * payloads.
+     */
+    counts: st("counts", `
+      SELECT channel, state, count(*)::int AS n, count(*) FILTER (WHERE state = 'waiting' AND due_at > ${NOW_MS})::int AS delayed
+      FROM ${t} WHERE ${LIVE} GROUP BY channel, state
+      UNION ALL
+      SELECT channel, state, count(*)::int AS n, 0 AS delayed
+      FROM ${t} WHERE ${FINISHED} GROUP BY state, channel`),
+
+    /** Finished run records of one channel in a state, newest first. $1 state, $2 channel, $3 limit, $4 offset. */
+    listFinished: st("list_finished", `
+      SELECT ${RECORD_COLUMNS} FROM ${t} m
+      WHERE m.state = $1 AND m.${FINISHED} AND m.channel = $2 ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+
+    /**
+     * Finished run records of every channel in a state, newest first. $1 state, $2 limit,
+     * $3 offset. A loose index scan finds the channels holding that state, then takes the
+     * newest limit + offset of each: (channels x page) index entries, however many rows.
+     */
+    listFinishedAll: st("list_finished_all", everyChannel(`state = $1 AND ${FINISHED}`, FINISHED)),
+
+    /**
+     * Live run records (waiting or active) of one channel, newest first; as `listFinished`.
+     * Read through the receive index, so only the channel's live rows are visited (not
+     * indexed by seq, which would cost every receive a write).
      */
     listLive: st("list_live", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m
-      WHERE m.state = $1 AND m.${LIVE} AND ($2::text IS NULL OR m.channel = $2) ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+      SELECT ${RECORD_COLUMNS} FROM ${t} m
+      WHERE m.state = $1 AND m.${LIVE} AND m.channel = $2 ORDER BY m.seq DESC LIMIT $3 OFFSET $4`),
+
+    /** Live run records of every channel; as `listFinishedAll`, the channels found in the receive index. */
+    listLiveAll: st("list_live_all", everyChannel(LIVE, LIVE)),
 
     /** One run record. $1 id. */
-    get: st("get", `
-      SELECT ${ENVELOPE_COLUMNS}, m.state, m.errors, m.result, (m.result IS NOT NULL) AS has_result, m.started_at, m.finished_at FROM ${t} m WHERE m.id = $1`),
+    get: st("get", `SELECT ${RECORD_COLUMNS} FROM ${t} m WHERE m.id = $1`),
 
     /**
      * Dead rows back to waiting, due now, attempts reset. $1 text[]: ids. A row whose
