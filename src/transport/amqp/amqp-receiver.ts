@@ -15,8 +15,9 @@
  *
  * Attempts come from AMQP: `x-ferry-attempts` (set when Ferry republishes) plus
  * the quorum queue's `x-delivery-count` (classic queues: `redelivered` counts as
- * one). The broker also counts a buffered delivery returned unleased (on close
- * or connection loss), so an attempt may read one high, never low.
+ * one). The broker also counts a buffered delivery returned unleased on a
+ * connection loss, so an attempt may read one high, never low; a graceful close
+ * republishes those with their attempts instead (see `returnUnleased`).
  */
 import type { ConsumeMessage, Message } from "amqplib";
 import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
@@ -83,11 +84,14 @@ export class Receiver {
   #hops: Held[] = [];
   /** Most copies one consumer holds in memory inside the hold window: half its largest prefetch. */
   readonly #holdLimit: number;
-  #holds = new Set<NodeJS.Timeout>();
+  /** Copies held until due, by their timer. */
+  #holds = new Map<NodeJS.Timeout, Held>();
   #wakeScheduled = false;
   /** Deliveries that arrived per queue (for {@link Receiver.settleQueues}), and how many of those wait. */
   #arrivals = new Map<string, number>();
   #settling = 0;
+  /** Set by {@link Receiver.returnUnleased}: no consumer starts any more. */
+  #closing = false;
 
   constructor(options: ResolvedAmqpOptions, conn: AmqpConnection, publisher: Publisher, onReturned: (held: Held[]) => void) {
     this.#options = options;
@@ -153,7 +157,7 @@ export class Receiver {
     const want = this.#wanted.get(queue) ?? 1;
     const old = this.#consumers.get(queue);
     if (old && old.generation === link.generation && old.prefetch >= want) return;
-    if (this.#conn.closed || this.#conn.link !== link) return;
+    if (this.#closing || this.#conn.closed || this.#conn.link !== link) return;
     await onLink(link, link.consume.prefetch(want));
     const consumer: Consumer = { queue, tag: "", prefetch: want, generation: link.generation, unsettled: 0, holding: 0 };
     const ok = await onLink(link, link.consume.consume(queue, (raw) => this.#arrive(consumer, raw), { noAck: false }));
@@ -244,7 +248,7 @@ export class Receiver {
       this.#holds.delete(timer);
       this.#holdUntilDue(held);
     }, remaining);
-    this.#holds.add(timer);
+    this.#holds.set(timer, held);
   }
 
   #buffer(held: Held): void {
@@ -283,21 +287,55 @@ export class Receiver {
   async #flushHops(): Promise<void> {
     const batch = this.#hops;
     this.#hops = [];
+    await this.#moveOn(batch, (at, now) => this.#publisher.hopRoute(at, now));
+  }
+
+  /** Publish a new copy of each (confirmed, carrying its attempts), then ack the old one; on failure the old ones go back to their queue. */
+  async #moveOn(batch: readonly Held[], route: (runAt: number, now: number) => number | undefined): Promise<void> {
     const link = this.#conn.link;
     if (!link) return;
     const live = batch.filter((h) => h.generation === link.generation);
     const p = this.#publisher;
     try {
-      const route = (at: number, now: number) => p.hopRoute(at, now);
       const now = await onLink(link, p.buckets(link, live.map((h) => h.runAt), route));
       await onLink(link, p.confirmed(live.length, (done) => {
         for (const h of live) p.publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, route(h.runAt, now), done);
       }));
       for (const h of live) this.settle(h.consumer, h.raw, "ack");
     } catch (err) {
-      if (this.#conn.link === link) this.#options.logger(`moving delayed messages to their next delay bucket failed: ${(err as Error).message}; they stay queued`, {});
+      if (this.#conn.link === link) this.#options.logger(`republishing ${live.length} message(s) (to a delay bucket or back to their queue) failed: ${(err as Error).message}; they stay queued`, {});
       for (const h of live) this.settle(h.consumer, h.raw, "requeue");
     }
+  }
+
+  /**
+   * Before a graceful close: stop the consumers, then send every delivery that
+   * is here but not leased (buffered, held until due, on its way to a bucket)
+   * back as a new copy carrying its attempts, and ack the old one. Left to the
+   * channel's close, the broker would count each as a delivery (a quorum queue's
+   * `x-delivery-count`), and its next attempt would read one high.
+   */
+  async returnUnleased(): Promise<void> {
+    const link = this.#conn.link;
+    if (!link) return;
+    this.#closing = true;
+    await this.#withConsumerLock(async () => {}); // a consumer being started (a larger prefetch) is registered first
+    for (const c of this.#consumers.values()) {
+      if (c.generation === link.generation) await onLink(link, link.consume.cancel(c.tag)).catch(() => {});
+    }
+    this.#consumers.clear();
+    const batch = this.#hops;
+    this.#hops = [];
+    for (const buf of this.#buffers.values()) {
+      batch.push(...buf); // a lapsed one stays in the lease table, so the run store hears it was returned
+      buf.length = 0;
+    }
+    for (const [timer, h] of this.#holds) {
+      clearTimeout(timer);
+      batch.push(h);
+    }
+    this.#holds.clear();
+    if (batch.length > 0) await this.#moveOn(batch, (at, now) => this.#publisher.route(at, now));
   }
 
   /** Ack or nack a held delivery, if its generation is still live. */
@@ -483,7 +521,7 @@ export class Receiver {
     this.#buffers.clear();
     this.#consumers.clear();
     this.#hops = [];
-    for (const timer of this.#holds) clearTimeout(timer);
+    for (const timer of this.#holds.keys()) clearTimeout(timer);
     this.#holds.clear();
     if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
     this.#leaseTimer = undefined;

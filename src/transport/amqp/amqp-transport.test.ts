@@ -194,6 +194,34 @@ if (skipReason) {
       }
     });
 
+    it("deliveries buffered but not leased at close go back without counting an attempt", async () => {
+      const ch = `close-unleased-${Date.now().toString(36)}`;
+      const a = await open({ runStore: false });
+      const b = await open({ runStore: false });
+      try {
+        assert.deepEqual(await a.receive({ channels: [ch], max: 4, leaseMs: 30_000, waitMs: 0 }), [], "starts a consumer with room for 4");
+        const sent = Array.from({ length: 3 }, (_, n) => createEnvelope({ name: "u.task", channel: ch, payload: { n } }));
+        const later = createEnvelope({ name: "u.task", channel: ch, payload: "later", runAt: Date.now() + 800 });
+        await a.send([...sent, later]);
+        const [leased] = await a.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 0 });
+        assert.equal(leased?.message.attempt, 1);
+        assert.deepEqual(await a.ack([{ id: leased!.message.id, token: leased!.token }]), [true]);
+        await a.close(); // two due deliveries buffered here, one held until due
+        const got: Awaited<ReturnType<AmqpTransport["receive"]>> = [];
+        while (got.length < 3) {
+          const batch = await b.receive({ channels: [ch], max: 3, leaseMs: 30_000, waitMs: 5000 });
+          assert.ok(batch.length > 0);
+          got.push(...batch);
+        }
+        assert.deepEqual(got.map((d) => d.message.id).sort(), [...sent.filter((m) => m.id !== leased!.message.id), later].map((m) => m.id).sort());
+        assert.deepEqual(got.map((d) => d.message.attempt), [1, 1, 1], "none counted as delivered");
+        assert.ok(Date.now() >= later.runAt, "the held one still not before its due time");
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
     it("classic queues honour priority", async () => {
       const t = await open({ queueType: "classic" }, `${runId}-classic`);
       try {

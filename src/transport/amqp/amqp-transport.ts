@@ -327,6 +327,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     if (this.#closed) return;
     this.#closed = true;
     this.#receiver.wake();
+    await this.#receiver.returnUnleased().catch(() => {});
     await this.#conn.close();
     this.#store?.close();
   }
