@@ -39,6 +39,8 @@ describe("process pool", () => {
     const pool = new ProcessPool({ app: APP, processes: 2 });
     const { ferry, runs, worker } = setup(pool);
     await ferry.dispatchMany(tasks.pid, Array.from({ length: 20 }, (_, n) => ({ n })));
+    // Runs go only to executors that are ready; wait for both so both take work.
+    await pool.ready();
     await worker.start();
     await until(() => runs.length === 20, "20 runs");
     assert.ok(runs.every((r) => r.status === "completed"));
@@ -48,6 +50,7 @@ describe("process pool", () => {
     const pids = new Set(runs.map((r) => (r.result as { pid: number }).pid));
     assert.ok(!pids.has(process.pid), "no handler ran in the worker process");
     assert.equal(pids.size, 2, "both executors took work");
+    assert.deepEqual(pool.stats().map((e) => e.role).sort(), ["regular", "regular", "spare"], "one idle spare waits to replace an executor");
     assert.deepEqual(runs.map((r) => (r.result as { n: number }).n).sort((a, b) => a - b), Array.from({ length: 20 }, (_, n) => n));
     await ferry.close();
   });
@@ -59,7 +62,8 @@ describe("process pool", () => {
     await ferry.dispatchMany(tasks.pid, Array.from({ length: 30 }, (_, n) => ({ n })));
     await worker.start();
     await until(() => runs.filter((r) => r.task === "pool.pid").length === 30 && runs.some((r) => r.status === "dead"), "all runs");
-    const hangRuns = runs.filter((r) => r.task === "pool.hang");
+    // Its second attempt waits (snoozed, no attempt used) for the quarantine executor.
+    const hangRuns = runs.filter((r) => r.task === "pool.hang" && r.status !== "snoozed");
     assert.deepEqual(hangRuns.map((r) => [r.status, r.error?.code]), [["retrying", "TIMEOUT"], ["dead", "TIMEOUT"]]);
     assert.equal((await transport.get(poison.id))?.state, "dead");
     await until(() => pool.spawned >= 4, "the two hung executors to be replaced");
@@ -67,15 +71,18 @@ describe("process pool", () => {
     await ferry.close();
   });
 
-  it("a handler that calls process.exit costs its attempt only; dead after exactly maxAttempts", async () => {
+  it("a handler that calls process.exit costs its attempt only; dead after exactly maxAttempts; its retries run in quarantine", async () => {
     const pool = new ProcessPool({ app: APP, processes: 2 });
     const { ferry, transport, runs, worker } = setup(pool);
     const poison = await ferry.dispatch(tasks.exit, {});
     await ferry.dispatchMany(tasks.pid, Array.from({ length: 20 }, (_, n) => ({ n })));
     await worker.start();
     await until(() => runs.some((r) => r.status === "dead") && runs.filter((r) => r.task === "pool.pid").length === 20, "all runs");
-    const exits = runs.filter((r) => r.task === "pool.exit");
-    assert.deepEqual(exits.map((r) => r.status), ["retrying", "retrying", "dead"]);
+    const exits = runs.filter((r) => r.task === "pool.exit" && r.status !== "snoozed");
+    assert.deepEqual(exits.map((r) => [r.attempt, r.status]), [[1, "retrying"], [2, "retrying"], [3, "dead"]]);
+    assert.ok(runs.some((r) => r.task === "pool.exit" && r.status === "snoozed"), "attempts after the first waited for the quarantine executor without using an attempt");
+    // 2 executors + 1 spare, the spare's replacement after attempt 1, one quarantine executor each for attempts 2 and 3.
+    assert.equal(pool.spawned, 6, "attempts 2 and 3 killed quarantine executors, not regular ones");
     assert.ok(exits.every((r) => r.error?.code === "WORKER_CRASHED"));
     assert.equal((await transport.get(poison.id))?.errors.length, 3);
     assert.deepEqual(runs.filter((r) => r.task === "pool.pid" && r.status !== "completed").map((r) => [r.status, r.error?.message]), [], "other tasks lost nothing");
@@ -89,13 +96,13 @@ describe("process pool", () => {
     await ferry.dispatch(tasks.pid, { n: 1 });
     await worker.start();
     await until(() => runs.some((r) => r.status === "dead") && runs.some((r) => r.task === "pool.pid"), "both outcomes", 60_000);
-    assert.deepEqual(runs.filter((r) => r.task === "pool.oom").map((r) => r.error?.code), ["WORKER_CRASHED", "WORKER_CRASHED"]);
+    assert.deepEqual(runs.filter((r) => r.task === "pool.oom" && r.status !== "snoozed").map((r) => r.error?.code), ["WORKER_CRASHED", "WORKER_CRASHED"]);
     assert.equal(runs.find((r) => r.task === "pool.pid")?.status, "completed");
     await ferry.close();
   });
 
   it("keeps executors alive through an unhandled rejection", async () => {
-    const pool = new ProcessPool({ app: APP, processes: 1 });
+    const pool = new ProcessPool({ app: APP, processes: 1, spares: 0 });
     const { ferry, runs, worker } = setup(pool, 1);
     await ferry.dispatch(tasks.unhandled, {});
     await ferry.dispatch(tasks.pid, {});
@@ -140,6 +147,7 @@ describe("process pool", () => {
   it("refuses bad options", () => {
     assert.throws(() => new ProcessPool({} as never), { code: "INVALID_OPTION" });
     assert.throws(() => new ProcessPool({ app: APP, processes: 0 }), { code: "INVALID_OPTION" });
+    assert.throws(() => new ProcessPool({ app: APP, spares: -1 }), { code: "INVALID_OPTION" });
     assert.throws(() => new ProcessPool({ app: APP, maxMemory: "lots" }), { code: "INVALID_OPTION" });
   });
 });

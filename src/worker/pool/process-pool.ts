@@ -4,6 +4,8 @@
  * handler code. A handler that ignores its abort past timeout + grace has its
  * child killed and replaced; children are recycled after N tasks or past a
  * memory bound, between tasks; a crashed child costs its current attempts only.
+ * A started spare takes a lost child's place at once; a message that killed or
+ * hung a child runs its next attempts alone in a quarantine child.
  *
  * Why processes, not worker threads: a thread shares the process's heap limit
  * and cannot be killed without risk to the host once it blocks in native code;
@@ -13,6 +15,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseDuration, type Duration } from "../../core/duration.ts";
+import { Snooze } from "../../core/control.ts";
 import { FerryError } from "../../core/errors.ts";
 import type { EventStream, FerryEvents } from "../../core/events.ts";
 import { checkInteger, checkOptionKeys } from "../../core/options.ts";
@@ -26,6 +29,11 @@ export interface ProcessPoolOptions {
   app: string;
   /** Executor processes. Default 2. */
   processes?: number;
+  /**
+   * Executors kept started and idle beyond `processes`, so one that dies or is replaced is taken
+   * over at once instead of after a child's start-up. Default 1.
+   */
+  spares?: number;
   /** Handlers one child runs at once. Default 1 (as seed 004); raise it for I/O-bound work. */
   perProcess?: number;
   /** Replace a child after this many tasks. Default: never. */
@@ -52,6 +60,8 @@ export interface ExecutorStats {
   load: number;
   /** True once it loaded the app. */
   ready: boolean;
+  /** `regular` takes work, `spare` waits to replace one, `quarantine` runs messages that killed or hung an executor. */
+  role: "regular" | "spare" | "quarantine";
 }
 
 interface InFlight {
@@ -78,9 +88,21 @@ interface Child {
   rss: number;
   retiring: boolean;
   exited: boolean;
+  /** The quarantine executor: runs only messages that already killed or hung an executor here. */
+  quarantine: boolean;
+  /** Started and kept idle until a regular executor is needed. */
+  spare: boolean;
 }
 
-const OPTIONS = ["app", "processes", "perProcess", "maxTasks", "maxMemory", "killGrace", "execArgv", "events"] as const;
+/** How long an aborted handler may take to let go before its executor is replaced (it is killed only after killGrace). */
+const LET_GO_MS = 100;
+/** Message ids remembered as suspects. */
+const MAX_SUSPECTS = 10_000;
+/** Wait before replacing a quarantine executor that died with nothing to run. */
+const QUARANTINE_RESPAWN_MS = 1000;
+/** How long a suspect run waits in the queue (no attempt used) when the quarantine executor is busy or starting. */
+const QUARANTINE_WAIT_MS = 1000;
+const OPTIONS = ["app", "processes", "spares", "perProcess", "maxTasks", "maxMemory", "killGrace", "execArgv", "events"] as const;
 const CHILD = fileURLToPath(new URL("./executor-child.ts", import.meta.url));
 /** The TypeScript loader the children start with, resolved from here so any working directory works. */
 const TSX = import.meta.resolve("tsx");
@@ -96,6 +118,7 @@ function parseBytes(value: number | string): number {
 /** Runs handlers in child processes; pass it as a worker's `executor`. */
 export class ProcessPool implements Executor {
   readonly processes: number;
+  readonly spares: number;
   readonly perProcess: number;
   readonly maxTasks: number;
   readonly maxMemory: number;
@@ -106,6 +129,13 @@ export class ProcessPool implements Executor {
   #closed = false;
   #recentCrashes: number[] = [];
   #slotWaiters: Array<() => void> = [];
+  /** Messages whose run killed or hung an executor, oldest first (at most MAX_SUSPECTS). */
+  #suspects = new Set<string>();
+  #quarantine: Child | undefined;
+  #quarantineAfter = 0;
+  /** No child is started before this time (crash-loop backoff). */
+  #spawnAfter = 0;
+  #refillTimer: NodeJS.Timeout | undefined;
   /** Children started in all, replacements included. */
   spawned = 0;
   #figures: NodeJS.Timeout | undefined;
@@ -125,14 +155,15 @@ export class ProcessPool implements Executor {
     if (typeof options?.app !== "string" || options.app.length === 0) throw new FerryError("INVALID_OPTION", "process pool needs app: the path of the module exporting your Ferry", { details: { option: "app" } });
     this.#options = options;
     this.processes = checkInteger(options.processes ?? 2, "processes", 1, 256);
+    this.spares = checkInteger(options.spares ?? 1, "spares", 0, 256);
     this.perProcess = checkInteger(options.perProcess ?? 1, "perProcess", 1, 10_000);
     this.maxTasks = options.maxTasks === undefined ? Infinity : checkInteger(options.maxTasks, "maxTasks", 1, Number.MAX_SAFE_INTEGER);
     this.maxMemory = options.maxMemory === undefined ? Infinity : parseBytes(options.maxMemory);
     this.killGraceMs = parseDuration(options.killGrace ?? "5s", "killGrace");
-    for (let i = 0; i < this.processes; i++) this.#spawn();
+    this.#refill();
   }
 
-  #spawn(): Child {
+  #spawn(quarantine = false): Child {
     const proc = fork(CHILD, [], {
       execArgv: ["--import", TSX, ...(this.#options.execArgv ?? [])],
       env: { ...process.env, FERRY_POOL_APP: this.#options.app },
@@ -142,14 +173,14 @@ export class ProcessPool implements Executor {
     this.spawned++;
     let ready!: () => void;
     let failed!: (e: Error) => void;
-    const child: Child = { proc, pid: proc.pid ?? 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false };
+    const child: Child = { proc, pid: proc.pid ?? 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false, quarantine, spare: !quarantine };
     child.ready.catch(() => undefined);
     proc.on("message", (m: FromChild) => {
       if (m.type === "ready") {
         child.isReady = true;
         ready();
-      }
-      else if (m.type === "fatal") failed(new FerryError("CONFIG_INVALID", m.message));
+        this.#refill();
+      } else if (m.type === "fatal") failed(new FerryError("CONFIG_INVALID", m.message));
       else if (m.type === "warning") this.#warn(m.code, `executor ${child.pid}: ${m.message}`);
       else if (m.type === "result") this.#onResult(child, m);
     });
@@ -178,17 +209,33 @@ export class ProcessPool implements Executor {
     this.#wakeSlots();
   }
 
+  /** Take `child` out of rotation and start its replacement at once; it leaves when it has nothing in flight (or is killed). */
+  #retire(child: Child): void {
+    if (child.retiring || child.exited) return;
+    child.retiring = true;
+    if (child.quarantine) this.#quarantine = undefined; // the next suspect starts a new one
+    else this.#refill();
+  }
+
   #maybeRetire(child: Child): void {
-    if (!child.retiring && (child.tasksDone >= this.maxTasks || child.rss > this.maxMemory)) {
-      child.retiring = true;
-      if (!this.#closed) this.#spawn();
-    }
+    if (child.tasksDone >= this.maxTasks || child.rss > this.maxMemory) this.#retire(child);
     if (child.retiring && child.inFlight.size === 0 && child.load === 0 && !child.exited && child.proc.connected) child.proc.disconnect();
   }
 
   #onExit(child: Child, code: number | null, signal: NodeJS.Signals | null, failed: (e: Error) => void): void {
     child.exited = true;
+    // A child that dies while running a handler is that handler's doing: the attempt is used and the
+    // retry policy bounds how often it happens. One that dies with nothing to run (before it was
+    // ready, or idle) points at the app or the host: a loop of those backs off.
+    const idle = child.inFlight.size === 0;
     this.#children.delete(child);
+    if (this.#quarantine === child) this.#quarantine = undefined;
+    if (child.quarantine && idle && !this.#closed) {
+      // It died with nothing to run (the app failed to load?): wait before starting another.
+      this.#quarantineAfter = Date.now() + QUARANTINE_RESPAWN_MS;
+      setTimeout(() => this.#wakeSlots(), QUARANTINE_RESPAWN_MS).unref();
+    }
+    for (const job of child.inFlight.values()) this.#suspect(job.id);
     failed(new FerryError("WORKER_CRASHED", `executor ${child.pid} exited before it was ready (code ${code}, signal ${signal})`));
     for (const job of child.inFlight.values()) {
       clearTimeout(job.killTimer);
@@ -196,57 +243,103 @@ export class ProcessPool implements Executor {
     }
     child.inFlight.clear();
     if (this.#closed) return;
-    if (!child.retiring) {
+    if (idle && !child.retiring && !child.quarantine) {
       const now = Date.now();
       this.#recentCrashes = this.#recentCrashes.filter((t) => now - t < 10_000);
       this.#recentCrashes.push(now);
-      // A crash loop backs off instead of forking as fast as the handler can die.
-      const delay = this.#recentCrashes.length > this.processes * 3 ? Math.min(5000, 100 * this.#recentCrashes.length) : 0;
-      setTimeout(() => {
-        if (!this.#closed && this.#live().length < this.processes) this.#spawn();
-        this.#wakeSlots();
-      }, delay).unref();
+      // A crash loop backs off instead of forking as fast as the children can die.
+      const delay = this.#recentCrashes.length > (this.processes + this.spares) * 3 ? Math.min(5000, 100 * this.#recentCrashes.length) : 0;
+      this.#spawnAfter = now + delay;
+    }
+    this.#refill();
+  }
+
+  /**
+   * Keep `processes` regular executors and `spares` idle ones: promote ready spares into
+   * missing regular places, then start spares for what is missing (every new child starts
+   * as a spare and is promoted once ready, so no run ever waits for a child's start-up).
+   */
+  #refill(): void {
+    if (this.#closed) return;
+    const spares = [...this.#children].filter((c) => c.spare && !c.exited);
+    let missing = this.processes - this.#live().length;
+    for (const c of spares) {
+      if (missing > 0 && c.isReady) {
+        c.spare = false;
+        missing--;
+      }
+    }
+    const wait = this.#spawnAfter - Date.now();
+    if (wait > 0) {
+      clearTimeout(this.#refillTimer);
+      this.#refillTimer = setTimeout(() => this.#refill(), wait);
+      this.#refillTimer.unref();
+    } else {
+      const have = this.#live().length + spares.filter((c) => c.spare).length;
+      for (let i = have; i < this.processes + this.spares; i++) this.#spawn();
     }
     this.#wakeSlots();
   }
 
   #live(): Child[] {
-    return [...this.#children].filter((c) => !c.retiring && !c.exited);
+    return [...this.#children].filter((c) => !c.retiring && !c.exited && !c.quarantine && !c.spare);
+  }
+
+  /** Remember a message whose run killed or hung an executor: its next attempts go to quarantine. */
+  #suspect(id: string): void {
+    this.#suspects.delete(id);
+    this.#suspects.add(id);
+    if (this.#suspects.size > MAX_SUSPECTS) this.#suspects.delete(this.#suspects.values().next().value!);
   }
 
   #wakeSlots(): void {
     for (const w of this.#slotWaiters.splice(0)) w();
   }
 
-  async #pick(signal: AbortSignal): Promise<Child> {
+  async #pick(signal: AbortSignal, id: string): Promise<Child> {
     for (;;) {
       if (this.#closed) throw new FerryError("ABORTED", "the process pool is closed");
       if (signal.aborted) throw signal.reason;
       let best: Child | undefined;
       // A child still holding an abandoned handler counts it: it may be killed any moment.
       const busy = (c: Child) => c.load + [...c.inFlight.values()].filter((j) => j.abandoned).length;
-      for (const c of this.#live()) if (busy(c) < this.perProcess && (!best || busy(c) < busy(best))) best = c;
+      if (this.#suspects.has(id)) {
+        // A message that already killed or hung an executor runs alone in the quarantine
+        // executor, so its next attempts cannot take a regular executor (and its runs) down.
+        // While the quarantine is busy or starting, the run goes back to the queue without using
+        // an attempt, rather than holding one of the worker's slots while it waits.
+        if (!this.#quarantine && Date.now() >= this.#quarantineAfter) this.#quarantine = this.#spawn(true);
+        const q = this.#quarantine;
+        if (!q?.isReady || busy(q) > 0) throw new Snooze(QUARANTINE_WAIT_MS, `message ${id} already killed or hung an executor; it waits for the quarantine executor`);
+        q.load++;
+        return q;
+      } else {
+        // Only ready children: a run bound to one still starting would wait for its boot while another frees up.
+        for (const c of this.#live()) if (c.isReady && busy(c) < this.perProcess && (!best || busy(c) < busy(best))) best = c;
+      }
       if (best) {
         best.load++;
-        try {
-          await best.ready;
-        } catch {
-          // It died before it was ready; pick again.
-        }
-        if (!best.exited && !best.retiring) return best;
-        best.load--;
-        continue;
+        return best;
       }
-      await new Promise<void>((r) => this.#slotWaiters.push(r));
+      await new Promise<void>((r) => {
+        const wake = () => {
+          signal.removeEventListener("abort", wake);
+          r();
+        };
+        this.#slotWaiters.push(wake);
+        signal.addEventListener("abort", wake, { once: true });
+      });
     }
   }
 
   async run(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController): Promise<unknown> {
-    const timer = setTimeout(() => controller.abort(new FerryError("TIMEOUT", `task "${task.name}" ran past its timeout of ${task.timeoutMs} ms`)), task.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     let child: Child | undefined;
     try {
-      child = await this.#pick(controller.signal);
+      child = await this.#pick(controller.signal, ctx.id);
       const picked = child;
+      // The timeout is the handler's: it starts when an executor takes the run, not while the run waits for one.
+      timer = setTimeout(() => controller.abort(new FerryError("TIMEOUT", `task "${task.name}" ran past its timeout of ${task.timeoutMs} ms`)), task.timeoutMs);
       const rid = ++this.#rid;
       return await new Promise<unknown>((resolve, reject) => {
         const job: InFlight = { rid, task: task.name, id: ctx.id, startedAt: Date.now(), resolve, reject };
@@ -259,6 +352,15 @@ export class ProcessPool implements Executor {
           // The attempt is over for the worker; the child gets killGrace to let go of it.
           job.resolve = job.reject = () => undefined;
           job.abandoned = true;
+          // A handler that honours its abort lets go within a turn or two. One still running after
+          // LET_GO_MS is likely to hang: its executor leaves the rotation and a replacement starts
+          // now, so the pool is not a process short for the whole kill grace.
+          const letGo = setTimeout(() => {
+            if (!picked.inFlight.has(rid)) return;
+            this.#suspect(ctx.id);
+            this.#retire(picked);
+          }, Math.min(LET_GO_MS, this.killGraceMs));
+          letGo.unref();
           job.killTimer = setTimeout(() => {
             if (picked.inFlight.has(rid) && !picked.exited) {
               this.#warn("EXECUTOR_KILLED", `executor ${picked.pid} ignored the abort of "${task.name}" (${ctx.id}) for ${this.killGraceMs} ms; killing it`);
@@ -294,6 +396,7 @@ export class ProcessPool implements Executor {
       retiring: c.retiring,
       load: c.load,
       ready: c.isReady,
+      role: c.quarantine ? "quarantine" : c.spare ? "spare" : "regular",
       current: [...c.inFlight.values()].map((j) => ({ task: j.task, id: j.id, ageMs: now - j.startedAt })),
     }));
   }
@@ -308,6 +411,7 @@ export class ProcessPool implements Executor {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#figures);
+    clearTimeout(this.#refillTimer);
     this.#wakeSlots();
     await Promise.all(
       [...this.#children].map(
