@@ -38,13 +38,17 @@ export class Ledger {
   #pending: Pending[] = [];
   #scheduled = false;
 
-  /** Open (or create) the ledger at `path`. Several processes may open one file. */
-  constructor(path: string) {
+  /**
+   * Open (or create) the ledger at `path`. Several processes may open one file.
+   * `synchronous` is `"FULL"` (survives a machine crash) or `"NORMAL"` (WAL: survives any
+   * process crash, which is all R4 needs, without an fsync per commit). Default `"FULL"`.
+   */
+  constructor(path: string, synchronous: "FULL" | "NORMAL" = "FULL") {
     this.path = path;
     this.#db = new Database(path);
     this.#db.pragma("busy_timeout = 30000");
     this.#db.pragma("journal_mode = WAL");
-    this.#db.pragma("synchronous = FULL");
+    this.#db.pragma(`synchronous = ${synchronous === "NORMAL" ? "NORMAL" : "FULL"}`);
     this.#db.exec(
       "CREATE TABLE IF NOT EXISTS runs (message_id TEXT NOT NULL, attempt INTEGER NOT NULL, pid INTEGER NOT NULL, task TEXT NOT NULL, kind TEXT NOT NULL, at INTEGER NOT NULL)",
     );

@@ -133,27 +133,7 @@ export async function runR4(options: R4Options): Promise<R4Result> {
     }
     const elapsedMs = Date.now() - started;
     await supervisor.stop();
-    const starts = ledger.rows("start");
-    const faults: FaultOutcome[] = [];
-    for (const [kind, ids] of poisonIds) {
-      const task = CHAOS_TASKS[kind];
-      const mine = starts.filter((r) => r.task === task);
-      const outcome: FaultOutcome = { kind, messages: ids.length, dead: 0, deadAtN: 0, runs: mine.length, maxAttemptRun: Math.max(0, ...mine.map((r) => r.attempt)), finalCodes: {}, finalAttempts: {} };
-      if (isInspectable(transport)) {
-        for (const id of ids) {
-          const record = await transport.get(id);
-          if (record?.state !== "dead") continue;
-          outcome.dead++;
-          const last = record.errors.at(-1);
-          if (last?.attempt === attempts) outcome.deadAtN++;
-          const code = last?.code ?? "none";
-          outcome.finalCodes[code] = (outcome.finalCodes[code] ?? 0) + 1;
-          const at = String(last?.attempt ?? "none");
-          outcome.finalAttempts[at] = (outcome.finalAttempts[at] ?? 0) + 1;
-        }
-      }
-      faults.push(outcome);
-    }
+    const faults = await faultOutcomes(transport, ledger, poisonIds, attempts);
     const result = check(history, ledger.rows("done"), mustComplete);
     const noopMs = (noopDoneAt || Date.now()) - started;
     const s = supervisor.stats;
@@ -176,6 +156,35 @@ export async function runR4(options: R4Options): Promise<R4Result> {
   }
 }
 
+/**
+ * How each fault kind's messages ended: dead-letter state and last recorded
+ * attempt read from the transport, handler runs from the ledger's `start` rows.
+ */
+export async function faultOutcomes(transport: Transport, ledger: Ledger, poisonIds: ReadonlyMap<FaultKind, string[]>, attempts: number): Promise<FaultOutcome[]> {
+  const starts = ledger.rows("start");
+  const faults: FaultOutcome[] = [];
+  for (const [kind, ids] of poisonIds) {
+    const task = CHAOS_TASKS[kind];
+    const mine = starts.filter((r) => r.task === task);
+    const outcome: FaultOutcome = { kind, messages: ids.length, dead: 0, deadAtN: 0, runs: mine.length, maxAttemptRun: Math.max(0, ...mine.map((r) => r.attempt)), finalCodes: {}, finalAttempts: {} };
+    if (isInspectable(transport)) {
+      for (const id of ids) {
+        const record = await transport.get(id);
+        if (record?.state !== "dead") continue;
+        outcome.dead++;
+        const last = record.errors.at(-1);
+        if (last?.attempt === attempts) outcome.deadAtN++;
+        const code = last?.code ?? "none";
+        outcome.finalCodes[code] = (outcome.finalCodes[code] ?? 0) + 1;
+        const at = String(last?.attempt ?? "none");
+        outcome.finalAttempts[at] = (outcome.finalAttempts[at] ?? 0) + 1;
+      }
+    }
+    faults.push(outcome);
+  }
+  return faults;
+}
+
 /** Lines summing up an R4 result. */
 export function describeR4(r: R4Result): string {
   const c = r.check;
@@ -183,8 +192,16 @@ export function describeR4(r: R4Result): string {
     `R4 ${r.transport}: N=${r.attempts}, ${c.acked} jobs that must complete: lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates}; ` +
       `${r.drained ? "" : "NOT DRAINED (unfinished jobs count as lost above; they may still be queued), "}crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
   ];
-  for (const f of r.faults) {
-    lines.push(`  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}, final attempts ${JSON.stringify(f.finalAttempts)}`);
-  }
+  for (const f of r.faults) lines.push(describeFault(f));
   return lines.join("\n");
+}
+
+/** One line for one fault kind's outcome. */
+export function describeFault(f: FaultOutcome): string {
+  return `  ${f.kind}: ${f.dead}/${f.messages} dead, ${f.deadAtN} after exactly N, handler runs ${f.runs}, highest attempt run ${f.maxAttemptRun}, final codes ${JSON.stringify(f.finalCodes)}, final attempts ${JSON.stringify(f.finalAttempts)}`;
+}
+
+/** True when every poison message of every kind is dead after exactly `attempts` handler runs. */
+export function exactlyN(faults: readonly FaultOutcome[], attempts: number): boolean {
+  return faults.every((f) => f.dead === f.messages && f.deadAtN === f.messages && f.maxAttemptRun <= attempts && f.runs === f.messages * attempts);
 }

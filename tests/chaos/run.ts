@@ -9,12 +9,14 @@
  *   npm run chaos -- --transport redis --duration 60s        enqueue for a minute under kills
  *   npm run chaos -- --transport redis,postgres --r2         broker faults through the TCP fault proxy
  *   npm run chaos -- --transport postgres --r2-restart       restart the real server mid-run (shared servers: see docs)
+ *   npm run chaos -- --r4-pool --rate 100 --duration 20s     R4 through the executor process pool, undisturbed vs poison
  *
  * Flags: --quick, --transport sqlite|redis|postgres|amqp|all (comma list; default all),
  * --jobs N (R1 jobs, default 100,000, quick 10,000; R2 jobs, default 20,000, quick 5,000), --workers N (default 4, quick 2),
  * --concurrency N (default 8), --kill-every DURATION (default 2s, quick 1s),
- * --duration DURATION (R1 enqueues for this long instead of --jobs),
- * --r1 --r4 --r2 --r2-restart (which tests; default R1 and R4), --no-baseline (skip
+ * --duration DURATION (R1 enqueues for this long instead of --jobs; R4 pool sends no-ops this long, default 20s),
+ * --r1 --r4 --r4-pool --r2 --r2-restart (which tests; default R1, R4 and R4 through the pool),
+ * --rate N (R4 pool no-ops per second, default 100), --no-baseline (skip
  * R1's undisturbed run), --no-rejection-guard (R4 workers without a process-level
  * unhandledRejection handler), --json FILE (write every result), --verbose.
  */
@@ -24,6 +26,7 @@ import { parseDuration } from "../../src/index.ts";
 import { describeR1, runR1, type R1Result } from "./r1-soak.ts";
 import { describeR2, runR2, type R2Result } from "./r2-broker.ts";
 import { describeR4, runR4, type R4Result } from "./r4-faults.ts";
+import { describeR4Pool, latencyRatio, poolChecksPass, R4_POOL_CHANNEL, runR4Pool, type R4PoolPair } from "./r4-pool.ts";
 import { makeTarget, TARGET_NAMES, targetSkipReason, type TargetName } from "./targets.ts";
 
 const { values } = parseArgs({
@@ -37,6 +40,8 @@ const { values } = parseArgs({
     duration: { type: "string" },
     r1: { type: "boolean", default: false },
     r4: { type: "boolean", default: false },
+    "r4-pool": { type: "boolean", default: false },
+    rate: { type: "string" },
     r2: { type: "boolean", default: false },
     "r2-restart": { type: "boolean", default: false },
     "no-baseline": { type: "boolean", default: false },
@@ -49,7 +54,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log("usage: npm run chaos -- [--quick] [--transport sqlite|redis|postgres|amqp|all] [--jobs N] [--workers N] [--concurrency N] [--kill-every 2s] [--duration 60s] [--r1] [--r4] [--r2] [--r2-restart] [--no-baseline] [--no-rejection-guard] [--json FILE] [--verbose]");
+  console.log("usage: npm run chaos -- [--quick] [--transport sqlite|redis|postgres|amqp|all] [--jobs N] [--workers N] [--concurrency N] [--kill-every 2s] [--duration 60s] [--r1] [--r4] [--r4-pool] [--rate 100] [--r2] [--r2-restart] [--no-baseline] [--no-rejection-guard] [--json FILE] [--verbose]");
   process.exit(0);
 }
 
@@ -76,14 +81,17 @@ for (const t of chosen) {
     process.exit(2);
   }
 }
-const anyChosen = values.r1 || values.r4 || values.r2 || values["r2-restart"];
+const anyChosen = values.r1 || values.r4 || values["r4-pool"] || values.r2 || values["r2-restart"];
 const doR1 = values.r1 || !anyChosen;
 const doR4 = values.r4 || !anyChosen;
+const doR4Pool = values["r4-pool"] || !anyChosen;
+const rate = int("rate", values.rate, 100);
 const verbose = values.verbose;
 
 const r1Results: Array<{ calm?: R1Result; kills: R1Result }> = [];
 const r4Results: R4Result[] = [];
 const r2Results: R2Result[] = [];
+const r4PoolResults: R4PoolPair[] = [];
 let failures = 0;
 
 function progress(label: string) {
@@ -141,6 +149,20 @@ for (const name of chosen as TargetName[]) {
     }
     r4Results.push(r4);
   }
+  if (doR4Pool) {
+    const run = (poison: boolean) =>
+      withTarget(name, poison ? "r4poolpoison" : "r4poolcalm", [R4_POOL_CHANNEL], (target) => runR4Pool({ target, poison, rate, durationMs: durationMs ?? 20_000, verbose }));
+    const pair = { calm: await run(false), poison: await run(true) };
+    console.log(describeR4Pool(pair.calm));
+    console.log(describeR4Pool(pair.poison));
+    const ratio = latencyRatio(pair);
+    console.log(`   no-op p99 with poison / undisturbed: ${ratio.toFixed(2)}${ratio > 2 ? " (over 2)" : ""}`);
+    if (!poolChecksPass(pair.poison) || !poolChecksPass(pair.calm)) {
+      failures++;
+      console.log(`   FAIL: lost ids ${pair.poison.check.lostIds.join(", ")}; see above`);
+    }
+    r4PoolResults.push(pair);
+  }
   for (const mode of [values.r2 ? "proxy" : undefined, values["r2-restart"] ? "restart" : undefined]) {
     if (!mode) continue;
     if (name === "sqlite") {
@@ -166,6 +188,14 @@ if (r1Results.length > 0) {
     console.log(`| ${k.transport} | ${k.check.acked} | ${k.workers} x ${k.concurrency} | ${k.killEveryMs} ms | ${k.kills} | ${k.check.lost} | ${k.check.unexpected} | ${k.check.duplicates} (${k.ceiling}) | ${k.leftCompleted} of ${k.completedSampled} | ${k.throughput} | ${calm?.throughput ?? "-"} |`);
   }
 }
-if (values.json) writeFileSync(values.json, JSON.stringify({ r1: r1Results, r4: r4Results, r2: r2Results }, null, 2));
+if (r4PoolResults.length > 0) {
+  console.log("\n| transport | must complete | lost | unexpected | duplicates | worker crashes | executors started | throw | timeout | hang | exit | leak | no-op p50 / p99 undisturbed | no-op p50 / p99 with poison | p99 ratio |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const { calm, poison: p } of r4PoolResults) {
+    const kinds = p.faults.map((f) => `${f.deadAtN}/${f.messages} at N, ${f.runs} runs`);
+    console.log(`| ${p.transport} | ${p.check.acked} | ${p.check.lost} | ${p.check.unexpected} | ${p.check.duplicates} | ${p.workerCrashes} | ${p.executorsSpawned} | ${kinds.join(" | ")} | ${calm.latency.p50} / ${calm.latency.p99} ms | ${p.latency.p50} / ${p.latency.p99} ms | ${latencyRatio({ calm, poison: p }).toFixed(2)} |`);
+  }
+}
+if (values.json) writeFileSync(values.json, JSON.stringify({ r1: r1Results, r4: r4Results, r4Pool: r4PoolResults, r2: r2Results }, null, 2));
 console.log(failures === 0 ? "\nchaos: all checks passed" : `\nchaos: ${failures} check(s) failed`);
 process.exitCode = failures === 0 ? 0 : 1;

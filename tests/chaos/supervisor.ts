@@ -34,6 +34,8 @@ export interface SupervisorStats {
   leaseLost: number;
   /** Milliseconds from fork to `ready`, per start (the worker connected and began taking work). */
   startupMs: number[];
+  /** Executor processes started by the workers' process pools, replacements included (reported at stop). */
+  executorsSpawned: number;
 }
 
 interface Slot {
@@ -45,7 +47,7 @@ interface Slot {
 
 /** Runs and restarts a set of worker processes. */
 export class Supervisor {
-  readonly stats: SupervisorStats = { kills: 0, crashes: 0, restarts: 0, crashReasons: {}, warnings: {}, rejections: 0, leaseLost: 0, startupMs: [] };
+  readonly stats: SupervisorStats = { kills: 0, crashes: 0, restarts: 0, crashReasons: {}, warnings: {}, rejections: 0, leaseLost: 0, startupMs: [], executorsSpawned: 0 };
   readonly #slots: Slot[];
   readonly #verbose: boolean;
   #stopping = false;
@@ -82,6 +84,7 @@ export class Supervisor {
           if (this.#verbose) console.error(`[worker ${child.pid}] ${r.code}: ${r.message}`);
         } else if (r.type === "rejection") this.stats.rejections++;
         else if (r.type === "lease-lost") this.stats.leaseLost++;
+        else if (r.type === "pool") this.stats.executorsSpawned += r.spawned;
       });
       child.once("exit", () => resolve());
     });
