@@ -1,8 +1,8 @@
 /**
  * Micro-benchmark of the raw Redis transport (no worker): single sends, bulk
- * sends, receive+ack in batches of 50, and pickup latency of a blocked
- * receiver at a steady 500 messages/s. For tuning only; the shared harness in
- * bench/ compares transports end to end. Uses its own key prefix and deletes
+ * sends, receive+ack in batches of 50, pickup latency of a blocked receiver at
+ * a steady 500 messages/s, and lateness of delayed messages. For tuning only;
+ * the shared harness in bench/ compares transports end to end. Uses its own key prefix and deletes
  * its keys at the end (never FLUSHDB: the server is shared).
  *
  *   npx tsx bench/redis-transport-micro.ts [count=20000] [redis-url]
@@ -72,6 +72,33 @@ async function latency(n: number): Promise<void> {
   console.log(`${"pickup latency at ~500/s (send -> leased)".padEnd(40)} ${n} msgs: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms`);
 }
 
+/**
+ * Delayed pickup: 1,000 messages due 1 s after they are sent (sent over a few hundred ms, as in
+ * the harness's delayed scenario), one receiver taking up to 10 at a time; lateness = pickup - due.
+ */
+async function delayedLateness(n: number): Promise<void> {
+  const late: number[] = [];
+  const receiver = (async () => {
+    while (late.length < n) {
+      const got = await t.receive({ channels: ["delayed"], max: 10, leaseMs: 30_000, waitMs: 5000 });
+      const now = Date.now();
+      for (const d of got) late.push(now - d.message.runAt);
+      if (got.length > 0) void t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
+    }
+  })();
+  let next = 0;
+  await Promise.all(Array.from({ length: 10 }, async () => {
+    while (next < n) {
+      next++;
+      await t.send([createEnvelope({ name: "bench.noop", channel: "delayed", payload: { n: next }, runAt: Date.now() + 1000 })]);
+    }
+  }));
+  await receiver;
+  late.sort((a, b) => a - b);
+  const q = (p: number) => late[Math.min(late.length - 1, Math.floor(p * late.length))]!;
+  console.log(`${"delayed lateness (due in 1 s, max 10)".padEnd(40)} ${n} msgs: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${q(1)} ms, early ${late.filter((x) => x < 0).length}`);
+}
+
 try {
   console.log(`Redis transport micro-benchmark: ${count} messages, node ${process.version}`);
   const single = Array.from({ length: count }, () => make("single"));
@@ -93,6 +120,7 @@ try {
   await timed("receive 50 + ack 50, 4 loops", count, () => drain("concurrent", count, 4));
   await timed("receive 50 + ack 50, 4 loops (bulk)", count, () => drain("bulk", count, 4));
   await latency(Math.min(count, 2000));
+  await delayedLateness(Math.min(count, 1000));
 } finally {
   await t.close();
   await deleteKeys(url, prefix);
