@@ -21,6 +21,24 @@ export interface Link {
   serverVersion: string;
   /** Aborted when this link is lost: calls still waiting on it give up. */
   lost: AbortSignal;
+  /** The connection's socket, to cork while a batch is written (see {@link corked}). */
+  socket?: { cork(): void; uncork(): void };
+}
+
+/**
+ * Run `write` with the socket corked until the next turn of the event loop, so
+ * the frames of a batch (amqplib writes them on later ticks) leave in one write:
+ * the socket has Nagle's algorithm off, which would otherwise send each alone.
+ */
+export function corked(link: Link, write: () => void): void {
+  const socket = link.socket;
+  if (!socket) return write();
+  socket.cork();
+  try {
+    write();
+  } finally {
+    setImmediate(() => socket.uncork());
+  }
 }
 
 /** Per lost-signal, the calls waiting on its link: one abort listener per link, however many calls wait. */
@@ -146,14 +164,16 @@ export class AmqpConnection {
       const generation = ++this.#generation;
       const props = (model.connection as unknown as { serverProperties?: { version?: string } }).serverProperties;
       const lostController = new AbortController();
-      const link: Link = { generation, model, publish, consume, serverVersion: String(props?.version ?? "unknown"), lost: lostController.signal };
+      const connection = model.connection as unknown as { stream?: NodeJS.EventEmitter & { cork?(): void; uncork?(): void }; onSocketError?: (err: Error) => void };
+      const stream = connection.stream;
+      const socket = typeof stream?.cork === "function" && typeof stream.uncork === "function" ? { cork: () => stream.cork!(), uncork: () => stream.uncork!() } : undefined;
+      const link: Link = { generation, model, publish, consume, serverVersion: String(props?.version ?? "unknown"), lost: lostController.signal, socket };
       this.#aborts.set(link, lostController);
       const lost = (what: string) => (err?: Error) => this.#lost(link, what, err);
       model.on("error", () => {}); // a 'close' follows and is handled there
       model.on("close", lost("connection"));
       // amqplib notices a dead socket only by missed heartbeats; a closed socket is lost at once
       // (amqplib's own handler for a socket error also fails pending calls and stops its heartbeat timer)
-      const connection = model.connection as unknown as { stream?: NodeJS.EventEmitter; onSocketError?: (err: Error) => void };
       connection.stream?.on("close", () => {
         const err = new Error("socket closed");
         connection.onSocketError?.(err);

@@ -6,7 +6,7 @@
 import type { Channel, Options } from "amqplib";
 import type { Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
-import type { Link } from "./amqp-connection.ts";
+import { corked, type Link } from "./amqp-connection.ts";
 import type { ResolvedAmqpOptions } from "./amqp-options.ts";
 import { amqpPriority, bucketArguments, bucketFor, bucketName, channelQueue, deadQueue, HEADER, queueArguments } from "./topology.ts";
 
@@ -191,8 +191,12 @@ export class Publisher {
     else link.publish.publish(bucketName(this.#options.prefix, bucket), queue, content, props, done);
   }
 
-  /** Publish a batch with confirms: `each` publishes with the callback it is given; resolves when all are confirmed. */
-  confirmed(count: number, each: (done: (err: unknown) => void) => void): Promise<void> {
+  /**
+   * Publish a batch with confirms on `link`: `each` publishes with the callback it
+   * is given; resolves when all are confirmed. A batch of more than one is written
+   * with the socket corked, in one write.
+   */
+  confirmed(link: Link, count: number, each: (done: (err: unknown) => void) => void): Promise<void> {
     if (count === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let left = count;
@@ -205,7 +209,8 @@ export class Publisher {
         } else if (--left === 0) resolve();
       };
       try {
-        each(done);
+        if (count > 1) corked(link, () => each(done));
+        else each(done);
       } catch (err) {
         done(err ?? new Error("publish failed"));
       }

@@ -1,8 +1,9 @@
 /**
  * The consuming side of the RabbitMQ transport: one consumer per channel queue
- * with a prefetch that follows demand, a local buffer of pushed deliveries, the
- * last stretch of a delay held in memory, hops of not-yet-due copies to their
- * next delay bucket, and the leases this transport enforces.
+ * with a prefetch that follows demand (and the copies it holds), a local buffer
+ * of pushed deliveries, copies due within the hold window held in memory until
+ * due, hops of the others to their next delay bucket, and the leases this
+ * transport enforces.
  *
  * A delivery stays unacked from arrival until its lease is settled. When a lease
  * ends without ack/extend, the delivery goes back to the front of the local
@@ -40,7 +41,7 @@ export interface Consumer {
   unsettled: number;
   /** Of those, the copies held in memory until due. */
   holding: number;
-  /** A restart with a larger prefetch is under way (see `Receiver#grow`). */
+  /** A restart with a larger prefetch is under way (see `#keepCredit`). */
   growing?: boolean;
 }
 
@@ -236,7 +237,7 @@ export class Receiver {
       .finally(() => (consumer.growing = false));
   }
 
-  /** The last stretch of a delay is held here (a bucket hop costs more than it waits); never handed out before `runAt`. */
+  /** A copy inside the hold window waits here, unacked, on a timer (a bucket hop costs more); never handed out before `runAt`. */
   #holdUntilDue(held: Held): void {
     const remaining = held.runAt - Date.now();
     if (remaining <= 0) {
@@ -273,7 +274,7 @@ export class Receiver {
     this.#options.logger(`a message on ${consumer.queue} is not in Ferry's wire format and goes to ${dead}: ${err.message}`, { messageId: raw.properties.messageId });
     const error = JSON.stringify({ at: Date.now(), attempt: 0, code: "INVALID_MESSAGE", message: err.message });
     this.#publisher
-      .confirmed(1, (done) => link.publish.publish("", dead, raw.content, { ...raw.properties, persistent: true, headers: { ...raw.properties.headers, [HEADER.error]: error } }, done))
+      .confirmed(link, 1, (done) => link.publish.publish("", dead, raw.content, { ...raw.properties, persistent: true, headers: { ...raw.properties.headers, [HEADER.error]: error } }, done))
       .then(() => this.settle(consumer, raw, "ack"))
       .catch(() => {});
   }
@@ -298,7 +299,7 @@ export class Receiver {
     const p = this.#publisher;
     try {
       const now = await onLink(link, p.buckets(link, live.map((h) => h.runAt), route));
-      await onLink(link, p.confirmed(live.length, (done) => {
+      await onLink(link, p.confirmed(link, live.length, (done) => {
         for (const h of live) p.publish(link, h.raw.content, h.envelope, h.runAt, h.priorAttempts, route(h.runAt, now), done);
       }));
       for (const h of live) this.settle(h.consumer, h.raw, "ack");

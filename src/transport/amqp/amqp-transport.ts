@@ -115,7 +115,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       const link = await this.#ready();
       await onLink(link, p.ensureChannels(link, fresh.map((i) => messages[i]!.channel)));
       const now = await onLink(link, p.buckets(link, fresh.map((i) => messages[i]!.runAt)));
-      await onLink(link, p.confirmed(fresh.length, (done) => {
+      await onLink(link, p.confirmed(link, fresh.length, (done) => {
         for (const i of fresh) {
           const m = messages[i]!;
           p.publish(link, Buffer.from(bodies[i]!), m, m.runAt, 0, p.route(m.runAt, now), done);
@@ -229,7 +229,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     try {
       await onLink(link, p.ensureChannels(link, claimed.map(({ h }) => h.envelope.channel)));
       const now = await onLink(link, p.buckets(link, claimed.map(({ item }) => item.runAt ?? 0)));
-      await onLink(link, p.confirmed(claimed.length, (done) => {
+      await onLink(link, p.confirmed(link, claimed.length, (done) => {
         for (const { h, item } of claimed) publish(link, h, item, now, done);
       }));
     } catch (err) {
@@ -252,7 +252,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       this.#store?.replay(envelope.id, now);
       try {
         await onLink(link, this.#publisher.ensureChannel(link, envelope.channel));
-        await onLink(link, this.#publisher.confirmed(1, (done) => this.#publisher.publish(link, raw.content, envelope, now, 0, undefined, done)));
+        await onLink(link, this.#publisher.confirmed(link, 1, (done) => this.#publisher.publish(link, raw.content, envelope, now, 0, undefined, done)));
       } catch (err) {
         this.#store?.finish([{ id: envelope.id, state: "dead" }], now);
         throw err;
