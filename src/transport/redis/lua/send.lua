@@ -4,8 +4,7 @@
 --   ready score ((1000 - priority) * 2^42 + floor(runAt), as integer text: computed by the client, where it is cheap).
 -- Returns: only the messages not stored, as pairs: index (1-based, in this call), then the id
 -- of the live message already holding its dedupKey, or its own id when that id is already
--- stored. Empty when every message was stored (a reply of one string per message cost both
--- sides more than the rest of a bulk send).
+-- stored. Empty when every message was stored (no reply string per stored message).
 local now = now_ms()
 local out = {}
 local touched = {}
