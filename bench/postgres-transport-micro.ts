@@ -1,8 +1,9 @@
 /**
  * Micro-benchmark of the raw PostgreSQL transport (no worker): single and bulk
- * sends, receive+ack in batches of 50 (one and four receivers), wake-up latency
- * of an idle receiver, and receive latency with a large backlog (1,000,000 rows
- * by default: ready ones, delayed ones, and finished ones). For tuning only; the
+ * sends, receive+ack in batches of 50 (one and four receivers, and a consumer
+ * loop that reads ahead), wake-up latency of an idle receiver, receive latency
+ * with a large backlog (1,000,000 rows by default: ready ones, delayed ones, and
+ * finished ones), and counts() and list() on that table. For tuning only; the
  * shared harness in bench/ compares transports end to end.
  *
  *   npx tsx bench/postgres-transport-micro.ts [count=20000] [backlog=1000000]
@@ -43,10 +44,11 @@ function percentiles(what: string, samples: number[]): void {
   console.log(`${what.padEnd(44)} n=${s.length} p50 ${at(0.5)} ms  p90 ${at(0.9)} ms  p99 ${at(0.99)} ms  max ${s.at(-1)!.toFixed(2)} ms`);
 }
 
-async function drain(channel: string, n: number, max = 50): Promise<number> {
+/** Receive and ack until `n` are done; `loop` receives as the worker does (waiting, with a signal), so read-ahead applies. */
+async function drain(channel: string, n: number, max = 50, loop?: AbortSignal): Promise<number> {
   let done = 0;
   while (done < n) {
-    const got = await t.receive({ channels: [channel], max, leaseMs: 30_000, waitMs: 0 });
+    const got = await t.receive({ channels: [channel], max, leaseMs: 30_000, ...(loop ? { waitMs: 1000, signal: loop } : { waitMs: 0 }) });
     if (got.length === 0) break;
     const acks = await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
     if (acks.includes(false)) throw new Error("an ack was refused");
@@ -101,6 +103,10 @@ try {
     for (let i = 0; i < count; i += 1000) await t.send(bulk.slice(i, i + 1000));
   });
   await timed("receive 50 + ack 50, one receiver", count, async () => void (await drain("bulk", count)));
+  await t.send(Array.from({ length: count }, () => make("loop")));
+  const loop = new AbortController();
+  await timed("receive 50 + ack 50, consumer loop (read-ahead)", count, async () => void (await drain("loop", count, 50, loop.signal)));
+  loop.abort();
   const total = singles.length + parallel.length;
   await timed("receive 50 + ack 50, four receivers", total, async () => {
     const n = (await Promise.all([1, 2, 3, 4].map(() => drain("single", total)))).reduce((a, b) => a + b, 0);
@@ -150,6 +156,20 @@ try {
     await t.send(Array.from({ length: 1000 }, () => make("small")));
     await receiveLatency("receive 50, new 1,000-row channel (big table)", "small", 20);
     await timed("receive 50 + ack 50 from the ready backlog", 20_000, async () => void (await drain("ready", 20_000)));
+    for (const [what, fn] of [
+      ["counts(), every channel", () => t.counts()],
+      ["list completed, every channel, 50", () => t.list({ state: "completed", limit: 50 })],
+      ["list completed, one channel, 50", () => t.list({ state: "completed", channel: "done", limit: 50 })],
+      ["list waiting, every channel, 50", () => t.list({ state: "waiting", limit: 50 })],
+    ] as const) {
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        await fn();
+        samples.push(performance.now() - start);
+      }
+      percentiles(`${what} (${backlog * 3}-row table)`, samples);
+    }
     start = performance.now();
     const pruned = await t.prune({ before: Date.now() + 1 });
     console.log(`pruned ${pruned} finished rows in ${((performance.now() - start) / 1000).toFixed(1)} s`);
