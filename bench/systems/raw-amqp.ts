@@ -28,7 +28,7 @@ export const rawAmqp: SystemFactory = {
   library: "amqplib",
   server: "amqp",
   raw: true,
-  settings: "amqplib, one durable classic queue, persistent messages on a confirm channel (bulk: 1,000 publishes then waitForConfirms), worker consume with manual ack at prefetch = concurrency",
+  settings: "amqplib with its socket defaults (Nagle on, as amqp.connect leaves it), one durable classic queue, persistent messages on a confirm channel (bulk: 1,000 publishes then waitForConfirms), worker consume with manual ack at prefetch = concurrency",
   async create(namespace) {
     const queue = `ferrybench.${namespace}`;
     const conn = await amqp.connect(SERVERS.amqp);
