@@ -74,6 +74,8 @@ interface InFlight {
   killTimer?: NodeJS.Timeout;
   /** The worker gave up on it (timeout, abort); the child still has it until it lets go or is killed. */
   abandoned?: boolean;
+  /** Its message became a suspect only when it was abandoned (cleared if the handler lets go in time). */
+  suspectOnAbort?: boolean;
 }
 
 interface Child {
@@ -201,6 +203,8 @@ export class ProcessPool implements Executor {
     child.rss = m.rss;
     if (!job) return; // already given up on (timed out or aborted)
     child.inFlight.delete(m.rid);
+    // It let go after its abort: its next attempt may run on a regular executor again.
+    if (job.suspectOnAbort && !child.retiring) this.#suspects.delete(job.id);
     clearTimeout(job.killTimer);
     child.tasksDone++;
     if (m.ok) job.resolve(m.result);
@@ -352,13 +356,16 @@ export class ProcessPool implements Executor {
           // The attempt is over for the worker; the child gets killGrace to let go of it.
           job.resolve = job.reject = () => undefined;
           job.abandoned = true;
+          // Until it lets go it is a suspect: a retry arriving before LET_GO_MS must not go to a regular executor.
+          if (!this.#suspects.has(ctx.id)) {
+            job.suspectOnAbort = true;
+            this.#suspect(ctx.id);
+          }
           // A handler that honours its abort lets go within a turn or two. One still running after
           // LET_GO_MS is likely to hang: its executor leaves the rotation and a replacement starts
           // now, so the pool is not a process short for the whole kill grace.
           const letGo = setTimeout(() => {
-            if (!picked.inFlight.has(rid)) return;
-            this.#suspect(ctx.id);
-            this.#retire(picked);
+            if (picked.inFlight.has(rid)) this.#retire(picked);
           }, Math.min(LET_GO_MS, this.killGraceMs));
           letGo.unref();
           job.killTimer = setTimeout(() => {
