@@ -6,27 +6,25 @@ import { Cancel, RetryLater, Snooze, Unrecoverable } from "../core/control.ts";
 import { FerryError, toError } from "../core/errors.ts";
 import type { AttemptError } from "../transport/types.ts";
 import type { TaskContext, TaskDefinition } from "../bus/define.ts";
+import { whenAborted, type RunControl } from "./run-control.ts";
 
 /**
  * Run a handler, racing it against its signal: a timeout (or a lost lease, or
  * shutdown) ends the attempt even when the handler ignores the signal.
  */
-export async function runHandler(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController): Promise<unknown> {
+export async function runHandler(task: TaskDefinition, payload: unknown, ctx: TaskContext, controller: AbortController | RunControl): Promise<unknown> {
+  let rejectRun!: (reason: unknown) => void;
+  const aborted = new Promise<never>((_, reject) => (rejectRun = reject));
+  aborted.catch(() => undefined);
+  const stopListening = whenAborted(controller, rejectRun);
   const timer = setTimeout(() => {
     controller.abort(new FerryError("TIMEOUT", `task "${task.name}" ran past its timeout of ${task.timeoutMs} ms; raise "timeout" in defineTask if it needs longer`));
   }, task.timeoutMs);
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(controller.signal.reason);
-    if (controller.signal.aborted) onAbort();
-    else controller.signal.addEventListener("abort", onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
   try {
     return await Promise.race([Promise.resolve().then(() => task.run(payload, ctx)), aborted]);
   } finally {
     clearTimeout(timer);
-    if (onAbort) controller.signal.removeEventListener("abort", onAbort);
+    stopListening();
   }
 }
 

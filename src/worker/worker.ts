@@ -14,6 +14,7 @@ import type { TaskContext, TaskDefinition } from "../bus/define.ts";
 import { attemptError, decideFailure, runHandler } from "./outcome.ts";
 import { replyEnvelope, type ReplyPayload } from "../bus/reply-inbox.ts";
 import { Settler } from "./settler.ts";
+import { RunControl } from "./run-control.ts";
 
 /** What a worker needs from its Ferry. */
 export interface WorkerHost {
@@ -61,7 +62,7 @@ export const inProcessExecutor: Executor = { run: runHandler };
 
 interface Active {
   delivery: Delivery;
-  controller: AbortController;
+  controller: RunControl;
   group: Group;
   startedAt: number;
   /** Set when the worker gave the message back at shutdown; its late outcome is ignored. */
@@ -220,7 +221,7 @@ export class Worker {
 
   #start(g: Group, delivery: Delivery): void {
     g.active++;
-    const active: Active = { delivery, controller: new AbortController(), group: g, startedAt: this.#host.now(), returned: false, slotFreed: false, done: Promise.resolve() };
+    const active: Active = { delivery, controller: new RunControl(), group: g, startedAt: this.#host.now(), returned: false, slotFreed: false, done: Promise.resolve() };
     this.#active.set(delivery.message.id, active);
     active.done = this.#run(active).finally(() => {
       this.#active.delete(delivery.message.id);
@@ -243,6 +244,7 @@ export class Worker {
         throw new FerryError("WORKER_CRASHED", `attempt ${message.attempt - 1} of ${message.maxAttempts} never finished: its worker crashed or hung until its lease ran out`);
       }
       payload = await validatePayload(task.schema, message.payload, `payload of "${message.name}" (message ${message.id})`);
+      const control = a.controller;
       const ctx: TaskContext = {
         id: message.id,
         task: message.name,
@@ -250,7 +252,10 @@ export class Worker {
         attempt: message.attempt,
         maxAttempts: message.maxAttempts,
         headers: message.headers,
-        signal: a.controller.signal,
+        // made on first read: most runs never need one (see run-control.ts)
+        get signal() {
+          return control.signal;
+        },
         sync: false,
       };
       result = await this.#executor.run(task, payload, ctx, a.controller);
@@ -260,7 +265,7 @@ export class Worker {
     }
     this.#freeSlot(a);
     if (a.returned) return;
-    if (!ok && a.controller.signal.reason === SHUTDOWN) {
+    if (!ok && a.controller.reason === SHUTDOWN) {
       // Interrupted by our own shutdown, not failed: give it back without using the attempt.
       a.returned = true;
       const { message, token } = a.delivery;
@@ -369,7 +374,7 @@ export class Worker {
         const results = await g.transport.extend(due.map((a) => ({ id: a.delivery.message.id, token: a.delivery.token })), this.leaseMs);
         due.forEach((a, i) => {
           if (results[i]) a.delivery = { ...a.delivery, leaseExpiresAt: now + this.leaseMs };
-          else if (!a.controller.signal.aborted) {
+          else if (!a.controller.aborted) {
             a.controller.abort(new FerryError("LEASE_LOST", `the lease on message ${a.delivery.message.id} was lost (another worker took it after it expired); this attempt's result will be refused`));
           }
         });
