@@ -24,6 +24,9 @@ import { ConnectionMonitor } from "./redis-health.ts";
 import type { WarningHandler } from "./redis-options.ts";
 import { defineScripts, queueScript } from "./redis-scripts.ts";
 
+/** How often an unblock that found no blocked command is tried again (1 ms apart). */
+const UNBLOCK_RETRIES = 20;
+
 /** The outcome of one {@link BlockingWaiter.wait}. */
 export interface WaitResult {
   /** False when the wait was cut short by a lost connection or a refused command. */
@@ -82,11 +85,16 @@ export class BlockingWaiter {
   }
 
   /** End a BLPOP now (as a timeout) from the command connection. Never rejects. */
-  async #unblock(conn: Redis): Promise<void> {
+  async #unblock(conn: Redis, attempt = 0): Promise<void> {
     const id = await this.#clientId(conn);
     if (id === undefined || this.#closed) return;
     try {
-      await this.main.client("UNBLOCK", id, "TIMEOUT");
+      const unblocked = await this.main.client("UNBLOCK", id, "TIMEOUT");
+      // 0: the BLPOP had not reached Redis yet (a wait of a millisecond or two, a busy machine).
+      // Left alone it would sit until Redis' own timeout tick, up to 100 ms late: try again shortly.
+      if (unblocked === 0 && attempt < UNBLOCK_RETRIES && this.#busy.has(conn) && !this.#closed) {
+        setTimeout(() => void this.#unblock(conn, attempt + 1), 1);
+      }
     } catch (err) {
       // A lost connection ends the wait anyway; only a refusal (ACL, renamed command) stops the timers.
       const text = (err as Error).message;
