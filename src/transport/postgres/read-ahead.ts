@@ -51,7 +51,7 @@ interface Reader {
   /** The last lease statement found as many rows as it asked for. */
   backlog: boolean;
   leaseMs: number;
-  /** How many rows to hold ahead: twice the receiver's largest recent ask. */
+  /** How many rows to hold ahead: four times the receiver's largest recent ask. */
   ahead: number;
   timer: NodeJS.Timeout | undefined;
   /** Bumped on abort: a refill of an older generation releases what it got. */
@@ -95,7 +95,7 @@ export class ReadAhead {
   async take(channels: readonly string[], max: number, leaseMs: number, signal: AbortSignal): Promise<Delivery[]> {
     const r = this.#reader(channels, signal);
     r.leaseMs = leaseMs;
-    r.ahead = Math.min(MAX_AHEAD, Math.max(r.ahead, 2 * max));
+    r.ahead = Math.min(MAX_AHEAD, Math.max(r.ahead, 4 * max));
     this.#dropStale(r);
     if (r.held.length === 0 && r.refill) {
       await r.refill;
