@@ -8,7 +8,7 @@
  *   npm run chaos -- --transport sqlite --jobs 100000 --workers 4 --concurrency 8 --kill-every 2s
  *   npm run chaos -- --transport redis --duration 60s        enqueue for a minute under kills
  *   npm run chaos -- --transport redis,postgres --r2         broker faults through the TCP fault proxy
- *   npm run chaos -- --transport postgres --r2-restart       restart the real server mid-run (shared servers: see docs)
+ *   npm run chaos -- --transport postgres --r2-restart       crash (SIGKILL) and restart the real server mid-run (shared servers: see docs)
  *   npm run chaos -- --r4-pool --rate 100 --duration 20s     R4 through the executor process pool, undisturbed vs poison
  *
  * Flags: --quick, --transport sqlite|redis|postgres|amqp|all (comma list; default all),

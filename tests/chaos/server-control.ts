@@ -55,16 +55,31 @@ export async function redisRestore(before: RedisDurability): Promise<void> {
   await redisCli("CONFIG", "SET", "appendfsync", before.appendfsync);
 }
 
+/** Wait until nothing listens on 127.0.0.1:port any more (the killed server is gone). */
+async function waitForPortClosed(port: number, limitMs: number): Promise<void> {
+  const start = Date.now();
+  while (await portOpen("127.0.0.1", port, 500)) {
+    if (Date.now() - start > limitMs) throw new Error(`127.0.0.1:${port} still answers ${limitMs} ms after SIGKILL`);
+    await sleep(50);
+  }
+}
+
 /**
- * Stop and start one server the way `.ci/run` does; resolves with the ms the
- * server was unreachable. For Redis, `durable` restarts it with the AOF on
- * (from the same dir) so acknowledged writes come back; without it Redis
- * restarts empty, as `.ci/run` starts it.
+ * Crash one server and start it again the way `.ci/run` does; resolves with
+ * the ms the server was unreachable. Redis and RabbitMQ's Erlang VM get
+ * `SIGKILL` (no shutdown, no final write: a crash); PostgreSQL gets
+ * `stop -m immediate`, its own crash stop (recovery from the WAL on start).
+ * For Redis, `durable` restarts it with the AOF on (from the same dir) so
+ * acknowledged writes come back; without it Redis restarts empty, as `.ci/run`
+ * starts it.
  */
 export async function restartServer(name: Exclude<TargetName, "sqlite">, options: { durable?: RedisDurability } = {}): Promise<number> {
   const start = Date.now();
   if (name === "redis") {
-    await redisCli("shutdown", "nosave").catch(() => undefined);
+    const pid = Number(/process_id:(\d+)/.exec(await redisCli("INFO", "server"))?.[1]);
+    if (!Number.isInteger(pid) || pid <= 1) throw new Error("could not read Redis' process id from INFO server");
+    process.kill(pid, "SIGKILL");
+    await waitForPortClosed(6379, 10_000);
     const flags = ["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", ""];
     if (options.durable) flags.push("--appendonly", "yes", "--appendfsync", "always", "--dir", options.durable.dir);
     else flags.push("--appendonly", "no");
@@ -81,7 +96,11 @@ export async function restartServer(name: Exclude<TargetName, "sqlite">, options
       await sleep(100);
     }
   } else {
-    await run("rabbitmqctl", ["stop"]).catch(() => undefined);
+    // the broker's Erlang VM runs as the rabbitmq user; the oldest beam.smp of that user is the node
+    const pid = Number((await run("pgrep", ["-o", "-u", "rabbitmq", "beam.smp"])).stdout.trim());
+    if (!Number.isInteger(pid) || pid <= 1) throw new Error("could not find RabbitMQ's Erlang VM (beam.smp of user rabbitmq)");
+    process.kill(pid, "SIGKILL");
+    await waitForPortClosed(5672, 10_000);
     await run("rabbitmq-server", ["-detached"]);
     await waitForPort(5672, 90_000);
   }
