@@ -135,27 +135,44 @@ export function createEnvelope<P>(init: EnvelopeInit<P>, now = Date.now()): Enve
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** True when `id` has a message id's form: 1-64 letters, digits, `-` or `_`. */
+export function isMessageId(id: unknown): id is string {
+  return typeof id === "string" && ID_PATTERN.test(id);
+}
+
+const invalid = (field: string, why: string): never => {
+  throw new FerryError("INVALID_MESSAGE", `message field "${field}" ${why}`, { details: { field } });
+};
+
+/**
+ * Check the fields a store keys, orders and deduplicates by: id, channel,
+ * runAt, priority, dedupKey. A transport whose envelopes were already checked
+ * in full where they were made (`createEnvelope`, `decodeEnvelope`) may check
+ * only these before writing.
+ * @throws FerryError `INVALID_MESSAGE` (or `INVALID_NAME` for a bad channel)
+ */
+export function checkEnvelopeKeys(e: Envelope): void {
+  if (!isMessageId(e.id)) invalid("id", "must be 1-64 characters of letters, digits, '-' or '_'");
+  assertChannel(e.channel);
+  if (!Number.isFinite(e.runAt) || e.runAt < 0) invalid("runAt", "must be a time in ms since the epoch");
+  if (!Number.isInteger(e.priority) || e.priority < -1000 || e.priority > 1000) invalid("priority", "must be a whole number from -1000 to 1000");
+  if (e.dedupKey !== null && (typeof e.dedupKey !== "string" || e.dedupKey.length === 0 || e.dedupKey.length > 200)) invalid("dedupKey", "must be null or 1-200 characters");
+}
+
 /**
  * Check an envelope's fields.
  * @throws FerryError `INVALID_MESSAGE` (or `INVALID_NAME` for a bad name or channel)
  */
 export function checkEnvelope(e: Envelope): void {
-  const bad = (field: string, why: string): never => {
-    throw new FerryError("INVALID_MESSAGE", `message field "${field}" ${why}`, { details: { field } });
-  };
-  if (e.v !== WIRE_VERSION) bad("v", `must be ${WIRE_VERSION}`);
-  if (typeof e.id !== "string" || !ID_PATTERN.test(e.id)) bad("id", "must be 1-64 characters of letters, digits, '-' or '_'");
+  if (e.v !== WIRE_VERSION) invalid("v", `must be ${WIRE_VERSION}`);
+  checkEnvelopeKeys(e);
   assertName(e.name, "task name");
-  assertChannel(e.channel);
-  if (e.payload === undefined) bad("payload", "is required (use null for none)");
-  if (typeof e.headers !== "object" || e.headers === null || Array.isArray(e.headers)) bad("headers", "must be an object of strings");
-  for (const [k, val] of Object.entries(e.headers)) if (val !== undefined && typeof val !== "string") bad(`headers.${k}`, "must be a string");
-  if (!Number.isInteger(e.attempt) || e.attempt < 0) bad("attempt", "must be a whole number >= 0");
-  if (!Number.isInteger(e.maxAttempts) || e.maxAttempts < 1 || e.maxAttempts > 1000) bad("maxAttempts", "must be a whole number from 1 to 1000");
-  if (!Number.isFinite(e.runAt) || e.runAt < 0) bad("runAt", "must be a time in ms since the epoch");
-  if (!Number.isInteger(e.priority) || e.priority < -1000 || e.priority > 1000) bad("priority", "must be a whole number from -1000 to 1000");
-  if (e.dedupKey !== null && (typeof e.dedupKey !== "string" || e.dedupKey.length === 0 || e.dedupKey.length > 200)) bad("dedupKey", "must be null or 1-200 characters");
-  if (!Number.isFinite(e.createdAt) || e.createdAt < 0) bad("createdAt", "must be a time in ms since the epoch");
+  if (e.payload === undefined) invalid("payload", "is required (use null for none)");
+  if (typeof e.headers !== "object" || e.headers === null || Array.isArray(e.headers)) invalid("headers", "must be an object of strings");
+  for (const [k, val] of Object.entries(e.headers)) if (val !== undefined && typeof val !== "string") invalid(`headers.${k}`, "must be a string");
+  if (!Number.isInteger(e.attempt) || e.attempt < 0) invalid("attempt", "must be a whole number >= 0");
+  if (!Number.isInteger(e.maxAttempts) || e.maxAttempts < 1 || e.maxAttempts > 1000) invalid("maxAttempts", "must be a whole number from 1 to 1000");
+  if (!Number.isFinite(e.createdAt) || e.createdAt < 0) invalid("createdAt", "must be a time in ms since the epoch");
 }
 
 /** Encode an envelope in the wire format (one JSON object). */

@@ -2,6 +2,7 @@
  * Finding a message by id across the Ferry's transports, and the JSON view of
  * its state that `GET /v1/messages/:id` and its event stream answer with.
  */
+import { isMessageId } from "../core/envelope.ts";
 import type { Ferry } from "../bus/ferry.ts";
 import { hasDeadLetterAdmin, isInspectable, type AttemptError, type Inspectable, type MessageRecord, type MessageState, type Transport } from "../transport/types.ts";
 import { HttpError } from "./http-errors.ts";
@@ -26,14 +27,12 @@ export interface MessageView {
 /** States after which a message never changes again (dead may be replayed by an admin). */
 export const TERMINAL_STATES: ReadonlySet<MessageState> = new Set(["completed", "cancelled", "dead"]);
 
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
 /**
  * Check a message id's form.
  * @throws HttpError `INVALID_ID`
  */
 export function checkId(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new HttpError("INVALID_ID", "a message id is 1-64 characters of letters, digits, \"-\" or \"_\"");
+  if (!isMessageId(id)) throw new HttpError("INVALID_ID", "a message id is 1-64 characters of letters, digits, \"-\" or \"_\"");
   return id;
 }
 

@@ -9,7 +9,7 @@
  */
 import { Redis } from "ioredis";
 import { systemClock, type Clock } from "../../core/clock.ts";
-import type { Envelope } from "../../core/envelope.ts";
+import { checkEnvelopeKeys, isMessageId, type Envelope } from "../../core/envelope.ts";
 import { FerryError, isFerryError } from "../../core/errors.ts";
 import { assertChannel } from "../../core/names.ts";
 import { redactUrl } from "../registry.ts";
@@ -56,7 +56,6 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 const RECOVER_CAP = 1000;
 /** Pause after a blocking wait that failed, before the next receive script. */
 const WAIT_RETRY_MS = 100;
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const BAND = 2 ** 42;
 
@@ -66,22 +65,6 @@ function readyScore(priority: number, runAt: number): string {
   return String((1000 - priority) * BAND + r);
 }
 
-/**
- * Check the fields that keys, scores and the scripts depend on. Envelopes are
- * checked in full where they are made (`createEnvelope`, `decodeEnvelope`);
- * checking them all again here cost a fifth of a bulk send.
- * @throws FerryError `INVALID_MESSAGE`, `INVALID_NAME`
- */
-function checkStorable(m: Envelope): void {
-  const bad = (field: string, why: string): never => {
-    throw new FerryError("INVALID_MESSAGE", `message field "${field}" ${why}`, { details: { field } });
-  };
-  if (typeof m.id !== "string" || !ID_PATTERN.test(m.id)) bad("id", "must be 1-64 characters of letters, digits, '-' or '_'");
-  assertChannel(m.channel);
-  if (!Number.isFinite(m.runAt) || m.runAt < 0) bad("runAt", "must be a time in ms since the epoch");
-  if (!Number.isInteger(m.priority) || m.priority < -1000 || m.priority > 1000) bad("priority", "must be a whole number from -1000 to 1000");
-  if (m.dedupKey !== null && (typeof m.dedupKey !== "string" || m.dedupKey.length === 0 || m.dedupKey.length > 200)) bad("dedupKey", "must be null or 1-200 characters");
-}
 
 /** A Redis-backed transport with the full capability set. */
 export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable {
@@ -193,7 +176,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       const args: (string | number)[] = [this.prefix];
       for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
         const m = messages[i]!;
-        checkStorable(m);
+        checkEnvelopeKeys(m); // checked in full where it was made; here only what keys and scores use
         let json: string;
         try {
           json = JSON.stringify(m);
@@ -365,7 +348,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
 
   async get(id: string): Promise<MessageRecord | null> {
     this.#checkOpen();
-    if (typeof id !== "string" || !ID_PATTERN.test(id)) return null;
+    if (!isMessageId(id)) return null;
     try {
       return (await readRecords(this.#client, this.prefix, [id]))[0] ?? null;
     } catch (err) {
@@ -375,14 +358,14 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
 
   async replay(ids: readonly string[]): Promise<string[]> {
     this.#checkOpen();
-    const valid = ids.filter((id) => typeof id === "string" && ID_PATTERN.test(id));
+    const valid = ids.filter((id) => isMessageId(id));
     if (valid.length === 0) return [];
     return (await this.#run("replay", [this.prefix, ...valid])) as string[];
   }
 
   async discard(ids: readonly string[]): Promise<string[]> {
     this.#checkOpen();
-    const valid = ids.filter((id) => typeof id === "string" && ID_PATTERN.test(id));
+    const valid = ids.filter((id) => isMessageId(id));
     if (valid.length === 0) return [];
     return (await this.#run("discard", [this.prefix, ...valid])) as string[];
   }

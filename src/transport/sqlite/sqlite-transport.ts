@@ -78,11 +78,8 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   #tokenSeq = 0;
   #closed = false;
   readonly #batch: Batches;
-
   /** The file's absolute path (":memory:" as is): one checkpoint thread per file and process. */
-  get #fileKey(): string {
-    return this.path === ":memory:" ? this.path : resolve(this.path);
-  }
+  readonly #fileKey: string;
 
   /**
    * Open (and create or migrate) the store.
@@ -93,6 +90,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
       throw new FerryError("INVALID_OPTION", `SqliteTransport needs a path, e.g. { path: "./data/ferry.db" }`, { details: { option: "path" } });
     }
     this.path = options.path;
+    this.#fileKey = options.path === ":memory:" ? options.path : resolve(options.path);
     this.clock = options.clock ?? systemClock;
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
     this.#db = openDatabase(options);
