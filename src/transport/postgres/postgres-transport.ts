@@ -56,6 +56,24 @@ export interface PostgresTransportOptions {
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const PRUNE_BATCH = 5000;
 
+/**
+ * Open all of a pool's connections at once and have each read the table's
+ * catalog entries, so the first burst of work does not wait while backends start
+ * one by one (that start-up put over 100 ms on the first sends of a fresh
+ * process). A schema not migrated yet is left for the first real statement to report.
+ */
+async function warm(pool: pg.Pool, size: number, schema: string): Promise<void> {
+  const settled = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
+  const clients = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  try {
+    await Promise.all(clients.map((c) => c.query(`SELECT 1 FROM ${quoteSchema(schema)}.messages LIMIT 0`).catch(() => undefined)));
+  } finally {
+    for (const c of clients) c.release();
+  }
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 /** Anything with pg's `query` (a Client, a PoolClient). */
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -110,11 +128,19 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     const notifyAfterCommit = ownsPool && !/[?&]options=/.test(options.connectionString ?? "");
     const pool =
       options.pool ??
-      new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: `ferry:${schema}`, ...(notifyAfterCommit ? { options: "-c ferry.notify=off" } : {}) });
+      new pg.Pool({
+        connectionString: options.connectionString,
+        max: poolSize,
+        // Connections stay open: a burst after a quiet spell should not wait for new backends.
+        min: poolSize,
+        application_name: `ferry:${schema}`,
+        ...(notifyAfterCommit ? { options: "-c ferry.notify=off" } : {}),
+      });
     if (ownsPool) pool.on("error", () => {}); // an idle client's error surfaces on its next query
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
       else await pool.query("SELECT 1");
+      if (ownsPool) await warm(pool, poolSize, schema);
     } catch (err) {
       if (ownsPool) await pool.end().catch(() => {});
       throw mapPgError(err, "opening the transport", schema);
