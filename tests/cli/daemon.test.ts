@@ -20,7 +20,7 @@ describe("ferry worker as a daemon with a process pool", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("starts in the background, reports live figures per executor, and stops gracefully", async () => {
-    const started = await runCli(["worker", "--app", "tests/cli/fixtures/app.ts", "--processes", "2", "--max-tasks", "10", "--daemon", "--pid-file", pidFile, "--log-file", join(dir, "w.log")], env, 60_000);
+    const started = await runCli(["worker", "--app", "tests/cli/fixtures/app.ts", "--processes", "2", "--spares", "2", "--kill-grace", "2s", "--max-tasks", "10", "--daemon", "--pid-file", pidFile, "--log-file", join(dir, "w.log")], env, 60_000);
     assert.equal(started.code, 0, started.stderr);
     assert.match(started.stdout, /started in the background, pid \d+/);
     const ferry = createFerry({ transport: url, tasks: [ok] });
@@ -36,10 +36,12 @@ describe("ferry worker as a daemon with a process pool", () => {
     await new Promise((r) => setTimeout(r, 1200));
     const status = await runCli(["worker", "status", "--pid-file", pidFile, "--json"], env);
     assert.equal(status.code, 0, status.stderr);
-    const parsed = JSON.parse(status.stdout) as { running: boolean; status: { completed: number; executors: Array<{ pid: number; tasksDone: number }> } };
+    const parsed = JSON.parse(status.stdout) as { running: boolean; status: { completed: number; executors: Array<{ pid: number; tasksDone: number; role: string }> } };
     assert.equal(parsed.running, true);
     assert.equal(parsed.status.completed, 30);
-    assert.equal(parsed.status.executors.length >= 2, true);
+    const roles = parsed.status.executors.map((e) => e.role);
+    assert.equal(roles.filter((r) => r === "regular").length, 2, `roles: ${roles.join(",")}`);
+    assert.equal(roles.filter((r) => r === "spare").length, 2, `--spares 2 keeps two idle executors; roles: ${roles.join(",")}`);
     const text = await runCli(["worker", "status", "--pid-file", pidFile], env);
     assert.match(text.stdout, /running: pid \d+, running/);
     assert.match(text.stdout, /pid\s+tasks\s+rss\s+current/);
@@ -59,7 +61,7 @@ describe("ferry worker as a daemon with a process pool", () => {
   });
 
   it("refuses bad pool flags as usage errors", async () => {
-    for (const args of [["--processes", "-1"], ["--max-memory", "lots"], ["--max-tasks", "0"]]) {
+    for (const args of [["--processes", "-1"], ["--max-memory", "lots"], ["--max-tasks", "0"], ["--spares", "-1"], ["--kill-grace", "soon"]]) {
       const r = await runCli(["worker", "--app", "tests/cli/fixtures/app.ts", ...args], env);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     }

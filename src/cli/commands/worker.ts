@@ -21,6 +21,8 @@ export interface WorkerCommandOptions {
   quiet?: boolean;
   processes?: number;
   perProcess?: number;
+  spares?: number;
+  killGrace?: string | number;
   maxTasks?: number;
   maxMemory?: string;
   daemon?: boolean;
@@ -48,6 +50,8 @@ export async function runWorker(options: WorkerCommandOptions, out: TextOut, err
       app: options.app,
       processes: options.processes,
       ...(options.perProcess === undefined ? {} : { perProcess: options.perProcess }),
+      ...(options.spares === undefined ? {} : { spares: options.spares }),
+      ...(options.killGrace === undefined ? {} : { killGrace: options.killGrace }),
       ...(options.maxTasks === undefined ? {} : { maxTasks: options.maxTasks }),
       ...(options.maxMemory === undefined ? {} : { maxMemory: options.maxMemory }),
     });
@@ -110,6 +114,8 @@ export function workerCommand(program: Command, out: TextOut, err: TextOut): voi
     .option("-q, --quiet", "do not print a line per run")
     .option("--processes <n>", "run handlers in N executor child processes (0: in this process, the default)", parseInteger(0, 256))
     .option("--per-process <n>", "handlers one executor runs at once (default 1)", parseInteger(1, 10_000))
+    .option("--spares <n>", "executors kept started and idle, to take a lost one's place at once (default 1)", parseInteger(0, 256))
+    .option("--kill-grace <duration>", 'how long a handler past its timeout may take to stop before its executor is killed (default "5s")', parseDurationOption)
     .option("--max-tasks <n>", "replace an executor after N tasks (default never)", parseInteger(1, Number.MAX_SAFE_INTEGER))
     .option("--max-memory <size>", 'replace an executor, between tasks, once its RSS passes this, e.g. "512mb" (default never)', parseSize)
     .option("--daemon", "start in the background; writes --pid-file and logs to --log-file")
