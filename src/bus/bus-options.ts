@@ -111,14 +111,30 @@ export const PUBLISH_OPTIONS = ["correlationId", "causationId", "headers", "tran
 export const FERRY_OPTIONS = ["transport", "channels", "defaultChannel", "tasks", "events", "onRun", "clock"] as const;
 
 /**
- * Check a dispatch and build its message: payload against the task's schema
- * and as JSON, delay or runAt, headers, priority, attempts and dedupKey.
- * @throws FerryError `INVALID_PAYLOAD`, `INVALID_OPTION`
+ * A dispatch's options, checked once and resolved against its task: what every
+ * message of one `dispatch` or `dispatchMany` shares.
  */
-export async function buildEnvelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, channel: string, now: number, id?: string): Promise<Envelope> {
+export interface EnvelopeTemplate {
+  /** The task name. */
+  name: string;
+  channel: string;
+  /** The task's schema, when it has one (payloads are validated against it). */
+  schema: TaskDefinition["schema"] | undefined;
+  runAt: number;
+  priority: number;
+  maxAttempts: number;
+  /** The headers every message gets (each message gets its own copy). */
+  headers: MessageHeaders;
+  dedupKey: string | null;
+}
+
+/**
+ * Check a dispatch's options (delay or runAt, headers, priority, attempts,
+ * dedupKey) and resolve them against the task.
+ * @throws FerryError `INVALID_OPTION`
+ */
+export function envelopeTemplate(task: TaskDefinition | string, options: DispatchOptions, channel: string, now: number): EnvelopeTemplate {
   const name = typeof task === "string" ? task : task.name;
-  if (typeof task !== "string") await validatePayload(task.schema, payload, `payload of "${name}"`);
-  assertJson(payload, `payload of "${name}"`);
   if (options.delay !== undefined && options.runAt !== undefined) throw new FerryError("INVALID_OPTION", "give either delay or runAt, not both", { details: { option: "delay" } });
   let runAt = now;
   if (options.delay !== undefined) runAt = now + parseDuration(options.delay, "delay");
@@ -143,5 +159,38 @@ export async function buildEnvelope(task: TaskDefinition | string, payload: unkn
   if (options.dedupKey !== undefined && (typeof options.dedupKey !== "string" || options.dedupKey.length === 0 || options.dedupKey.length > 200)) {
     throw new FerryError("INVALID_OPTION", "dedupKey must be 1-200 characters", { details: { option: "dedupKey" } });
   }
-  return createEnvelope({ ...(id === undefined ? {} : { id }), name, channel, payload, headers, runAt, priority, maxAttempts, dedupKey: options.dedupKey ?? null }, now);
+  return { name, channel, schema: typeof task === "string" ? undefined : task.schema, runAt, priority, maxAttempts, headers, dedupKey: options.dedupKey ?? null };
+}
+
+/**
+ * One message from a template: the payload checked against the task's schema
+ * (a promise only when the task has one) and as JSON.
+ * @throws FerryError `INVALID_PAYLOAD`, `INVALID_MESSAGE` (a bad `id`)
+ */
+export function envelopeFrom(template: EnvelopeTemplate, payload: unknown, now: number, id?: string): Envelope | Promise<Envelope> {
+  const make = () => {
+    assertJson(payload, `payload of "${template.name}"`);
+    return makeEnvelope(template, payload, now, id);
+  };
+  if (template.schema) return validatePayload(template.schema, payload, `payload of "${template.name}"`).then(make);
+  return make();
+}
+
+function makeEnvelope(t: EnvelopeTemplate, payload: unknown, now: number, id: string | undefined): Envelope {
+  return createEnvelope({ ...(id === undefined ? {} : { id }), name: t.name, channel: t.channel, payload, headers: t.headers, runAt: t.runAt, priority: t.priority, maxAttempts: t.maxAttempts, dedupKey: t.dedupKey }, now);
+}
+
+/**
+ * Check a dispatch and build its message: payload against the task's schema
+ * and as JSON, then delay or runAt, headers, priority, attempts and dedupKey.
+ * A promise only when the task has a schema.
+ * @throws FerryError `INVALID_PAYLOAD`, `INVALID_OPTION`
+ */
+export function buildEnvelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, channel: string, now: number, id?: string): Envelope | Promise<Envelope> {
+  const build = () => {
+    assertJson(payload, `payload of "${typeof task === "string" ? task : task.name}"`);
+    return makeEnvelope(envelopeTemplate(task, options, channel, now), payload, now, id);
+  };
+  if (typeof task !== "string" && task.schema) return validatePayload(task.schema, payload, `payload of "${task.name}"`).then(build);
+  return build();
 }

@@ -21,6 +21,8 @@ import type { Bridge, BridgeOptions } from "../transport/amqp/bridge.ts";
 import { Router } from "./routing.ts";
 import {
   buildEnvelope,
+  envelopeFrom,
+  envelopeTemplate,
   DISPATCH_OPTIONS,
   FERRY_OPTIONS,
   PUBLISH_OPTIONS,
@@ -144,7 +146,9 @@ export class Ferry {
 
   /** The transport bound to a channel (connecting on first use). */
   async transport(channel: string): Promise<Transport> {
-    return (await this.#resolve(channel)).transport;
+    const transport = (await this.#resolve(channel)).transport;
+    if (!this.#closed) this.#bound.set(channel, transport);
+    return transport;
   }
 
   async #resolve(channel: string): Promise<{ key: string; transport: Transport }> {
@@ -185,12 +189,25 @@ export class Ferry {
     return task;
   }
 
-  #envelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, now: number, id?: string): Promise<Envelope> {
-    const channel = options.channel ?? (typeof task === "string" ? this.defaultChannel : this.channelOf(task));
-    return buildEnvelope(task, payload, options, channel, now, id);
+  #envelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, now: number, id?: string): Envelope | Promise<Envelope> {
+    return buildEnvelope(task, payload, options, this.#channelFor(task, options), now, id);
   }
 
-  async #send(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
+  #channelFor(task: TaskDefinition | string, options: DispatchOptions): string {
+    return options.channel ?? (typeof task === "string" ? this.defaultChannel : this.channelOf(task));
+  }
+
+  /** Transports already connected, by channel: a send to a known channel skips the lookup. */
+  #bound = new Map<string, Transport>();
+
+  #send(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
+    // The common case, one channel already connected and no caller's transaction: straight to its transport.
+    const t = envelopes.length > 0 && transaction === undefined && !this.#closed ? this.#bound.get(envelopes[0]!.channel) : undefined;
+    if (t && (envelopes.length === 1 || envelopes.every((e) => e.channel === envelopes[0]!.channel))) return t.send(envelopes);
+    return this.#sendGrouped(envelopes, transaction);
+  }
+
+  async #sendGrouped(envelopes: Envelope[], transaction: unknown): Promise<SendReceipt[]> {
     const byTransport = new Map<Transport, number[]>();
     const byChannel = new Map<string, Transport>();
     for (let i = 0; i < envelopes.length; i++) {
@@ -232,7 +249,8 @@ export class Ferry {
   async dispatch<T extends TaskDefinition>(task: T | string, payload: T extends TaskDefinition ? InputOf<T> : unknown, options: DispatchOptions = {}): Promise<DispatchReceipt> {
     checkOptionKeys(options, DISPATCH_OPTIONS, "dispatch");
     const def = this.#taskFor(task, options.channel);
-    const envelope = await this.#envelope(def, payload, options, this.clock.now(), options.id);
+    const made = this.#envelope(def, payload, options, this.clock.now(), options.id);
+    const envelope = made instanceof Promise ? await made : made;
     const receipts = await this.#send([envelope], options.transaction);
     return this.#emitDispatched([envelope], receipts)[0]!;
   }
@@ -246,8 +264,14 @@ export class Ferry {
     if (!Array.isArray(payloads)) throw new FerryError("INVALID_OPTION", "dispatchMany takes an array of payloads", { details: { option: "payloads" } });
     const def = this.#taskFor(task, options.channel);
     const now = this.clock.now();
-    const envelopes: Envelope[] = [];
-    for (const p of payloads) envelopes.push(await this.#envelope(def, p, options, now));
+    const envelopes: Envelope[] = new Array(payloads.length);
+    if (payloads.length > 0) {
+      const template = envelopeTemplate(def, options, this.#channelFor(def, options), now);
+      for (let i = 0; i < payloads.length; i++) {
+        const e = envelopeFrom(template, payloads[i], now);
+        envelopes[i] = e instanceof Promise ? await e : e;
+      }
+    }
     const receipts = await this.#send(envelopes, options.transaction);
     return this.#emitDispatched(envelopes, receipts);
   }
@@ -394,6 +418,7 @@ export class Ferry {
     await Promise.all([...this.#bridges].map((b) => b.close()));
     await Promise.all([...this.#workers].map((w) => w.stop()));
     this.#closed = true;
+    this.#bound.clear();
     await Promise.all([...this.#inboxes.values()].map((inbox) => inbox.close()));
     const transports = await Promise.allSettled(this.#transports.values());
     await Promise.all(transports.map((r) => (r.status === "fulfilled" ? r.value.close() : undefined)));

@@ -62,15 +62,11 @@ let seq = 0;
 // Random bytes are drawn 8 KiB at a time: one system call per 800 ids, not one per id.
 const pool = Buffer.alloc(8000);
 let poolAt = pool.length;
-function randomBytes10(): Buffer {
-  if (poolAt + 10 > pool.length) {
-    randomFillSync(pool);
-    poolAt = 0;
-  }
-  const out = pool.subarray(poolAt, poolAt + 10);
-  poolAt += 10;
-  return out;
-}
+/** Two hex digits for each byte value (ids are built from it without Buffer slices). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+// The text of the last millisecond, so ids made in the same millisecond reuse it.
+let msText = "";
+let msTextOf = -1;
 
 /**
  * A UUIDv7: 48 bits of milliseconds, then a 12-bit counter that keeps ids made in
@@ -87,13 +83,23 @@ export function newId(now = Date.now()): string {
     lastMs = now;
     seq = 0;
   }
-  const rand = randomBytes10();
-  const ms = lastMs;
-  const hex = ms.toString(16).padStart(12, "0");
-  const seqHex = (0x7000 | seq).toString(16);
-  const variant = ((rand[0]! & 0x3f) | 0x80).toString(16).padStart(2, "0");
-  const tail = rand.subarray(1, 8).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${seqHex}-${variant}${tail.slice(0, 2)}-${tail.slice(2, 14)}`;
+  if (poolAt + 8 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const b = poolAt;
+  poolAt += 8;
+  if (msTextOf !== lastMs) {
+    const hex = lastMs.toString(16).padStart(12, "0");
+    msText = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-`;
+    msTextOf = lastMs;
+  }
+  return (
+    msText +
+    HEX[0x70 | (seq >> 8)]! + HEX[seq & 0xff]! + "-" +
+    HEX[(pool[b]! & 0x3f) | 0x80]! + HEX[pool[b + 1]!]! + "-" +
+    HEX[pool[b + 2]!]! + HEX[pool[b + 3]!]! + HEX[pool[b + 4]!]! + HEX[pool[b + 5]!]! + HEX[pool[b + 6]!]! + HEX[pool[b + 7]!]!
+  );
 }
 
 /** What a caller sets when making a message; the rest is filled in. */

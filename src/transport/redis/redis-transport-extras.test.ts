@@ -272,7 +272,7 @@ describe("redis transport: beyond conformance", { skip }, () => {
     await assert.rejects(t.send([bad]), (err: unknown) => isFerryError(err, "INVALID_MESSAGE"));
   });
 
-  it("a send larger than sendChunk runs as one MULTI and keeps receipts in order", async () => {
+  it("a send larger than sendChunk runs one script call per chunk and keeps receipts in order", async () => {
     const t = await transport(`${base}-chunks`, { sendChunk: 100 });
     const sent = Array.from({ length: 350 }, () => msg("chunks"));
     const again = sent[10]!;

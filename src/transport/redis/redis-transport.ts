@@ -45,7 +45,7 @@ import {
 } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
-import { defineScripts, queueScript, runScript, type ScriptName } from "./redis-scripts.ts";
+import { defineScripts, runScript, type ScriptName } from "./redis-scripts.ts";
 import { BlockingWaiter } from "./redis-waiter.ts";
 
 export type { RedisTransportOptions, RetentionOptions, RetentionRule, WarningHandler } from "./redis-options.ts";
@@ -63,6 +63,47 @@ const BAND = 2 ** 42;
 function readyScore(priority: number, runAt: number): string {
   const r = Math.min(Math.max(Math.floor(runAt), 0), BAND - 1);
   return String((1000 - priority) * BAND + r);
+}
+
+/** Check what a message's keys and scores use (the rest was checked where it was made) and encode it. */
+function encode(m: Envelope): string {
+  checkEnvelopeKeys(m);
+  try {
+    return JSON.stringify(m);
+  } catch (err) {
+    throw new FerryError("INVALID_MESSAGE", `message ${m.id} cannot be encoded as JSON: ${(err as Error).message}`, { cause: err, details: { id: m.id } });
+  }
+}
+
+/**
+ * The send script's ARGV for messages [start, end) (see lua/send.lua): the prefix, then
+ * each message's id and JSON, after a header (channel, runAt, score, dedupKey) written
+ * only when it differs from the previous message's.
+ */
+function sendArgs(head: string, messages: readonly Envelope[], json: readonly string[], start: number, end: number): string[] {
+  const args: string[] = [head];
+  let ch = "";
+  let runAt = NaN;
+  let priority = NaN;
+  let dk: string | null | undefined;
+  for (let i = start; i < end; i++) {
+    const m = messages[i]!;
+    if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk) {
+      ch = m.channel;
+      runAt = m.runAt;
+      priority = m.priority;
+      dk = m.dedupKey;
+      args.push(`|${ch}|${runAt}|${readyScore(priority, runAt)}|${dk ?? ""}`);
+    }
+    args.push(m.id, json[i]!);
+  }
+  return args;
+}
+
+/** Fill receipts [start, end) from a send reply: stored unless the reply names it (index, holder id). */
+function applyReply(receipts: SendReceipt[], messages: readonly Envelope[], start: number, end: number, reply: unknown[]): void {
+  for (let i = start; i < end; i++) receipts[i] = { id: messages[i]!.id, deduplicated: false };
+  for (let j = 0; j < reply.length; j += 2) receipts[start + Number(reply[j]) - 1] = { id: reply[j + 1] as string, deduplicated: true };
 }
 
 
@@ -170,49 +211,34 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
 
   async send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
     this.#checkOpen();
-    if (messages.length === 0) return [];
-    const chunks: (string | number)[][] = [];
-    for (let start = 0; start < messages.length; start += this.#sendChunk) {
-      const args: (string | number)[] = [this.prefix];
-      for (let i = start; i < Math.min(messages.length, start + this.#sendChunk); i++) {
-        const m = messages[i]!;
-        checkEnvelopeKeys(m); // checked in full where it was made; here only what keys and scores use
-        let json: string;
-        try {
-          json = JSON.stringify(m);
-        } catch (err) {
-          throw new FerryError("INVALID_MESSAGE", `message ${m.id} cannot be encoded as JSON: ${(err as Error).message}`, { cause: err, details: { id: m.id } });
-        }
-        args.push(m.id, m.channel, String(m.runAt), m.dedupKey ?? "", json, readyScore(m.priority, m.runAt));
-      }
-      chunks.push(args);
+    const count = messages.length;
+    if (count === 0) return [];
+    // Every message is checked and encoded before anything is written, so a bad one stores nothing.
+    const json: string[] = new Array(count);
+    for (let i = 0; i < count; i++) json[i] = encode(messages[i]!);
+    const chunk = this.#sendChunk;
+    const receipts: SendReceipt[] = new Array(count);
+    if (count <= chunk) {
+      applyReply(receipts, messages, 0, count, await this.#run("send", sendArgs(this.#head(), messages, json, 0, count)));
+      return receipts;
     }
-    let reply: unknown[];
-    // The chunk start of each pair in the reply (pairs index within their chunk).
-    const offsets: number[] = [];
-    if (chunks.length === 1) {
-      reply = await this.#run("send", chunks[0]!);
-      for (let j = 0; j < reply.length; j += 2) offsets.push(0);
-    } else {
-      // Several calls, all or nothing: one MULTI.
-      const multi = this.#client.multi();
-      for (const args of chunks) queueScript(multi, "send", [this.#head(), ...args.slice(1)]);
-      let results: [Error | null, unknown][] | null;
-      try {
-        results = await multi.exec();
-      } catch (err) {
-        throw this.#wrap(err, "send");
-      }
-      if (!results) throw this.#wrap(new Error("MULTI aborted"), "send");
-      reply = [];
-      results.forEach(([err, part], k) => {
-        if (err) throw this.#wrap(err, "send");
-        for (const x of part as unknown[]) reply.push(x);
-        for (let j = 0; j < (part as unknown[]).length; j += 2) offsets.push(k * this.#sendChunk);
-      });
+    // Larger sends: one script call per chunk, each written as soon as it is built, so Redis
+    // stores one chunk while the next is being encoded. Each chunk is atomic; a failed chunk
+    // rejects the whole send (other chunks may be stored: re-sending the same envelopes is
+    // safe, a stored id comes back as a duplicate).
+    const calls: Promise<unknown>[] = [];
+    for (let start = 0; start < count; start += chunk) {
+      const end = Math.min(count, start + chunk);
+      calls.push(runScript(this.#client, "send", sendArgs(this.#head(), messages, json, start, end)).then((reply) => applyReply(receipts, messages, start, end, reply as unknown[])));
     }
-    const receipts: SendReceipt[] = messages.map((m) => ({ id: m.id, deduplicated: false }));
-    for (let j = 0; j < reply.length; j += 2) receipts[offsets[j >> 1]! + Number(reply[j]) - 1] = { id: reply[j + 1] as string, deduplicated: true };
+    const settled = await Promise.allSettled(calls);
+    const failed = settled.findIndex((r) => r.status === "rejected");
+    if (failed >= 0) {
+      const err = this.#wrap((settled[failed] as PromiseRejectedResult).reason, "send");
+      const stored = settled.reduce((n, r, k) => (r.status === "fulfilled" ? n + Math.min(chunk, count - k * chunk) : n), 0);
+      if (err instanceof FerryError && err.details === undefined) throw new FerryError(err.code, `${err.message} (${stored} of ${count} messages were stored, in other chunks of ${chunk}; re-sending the same messages stores only the rest)`, { cause: err.cause, details: { stored, count } });
+      throw err;
+    }
     return receipts;
   }
 

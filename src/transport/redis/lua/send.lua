@@ -1,7 +1,12 @@
 -- send.lua: store new messages (one call per batch, atomic).
 -- KEYS: none (derived from the prefix).
--- ARGV[1] prefix; then 6 per message: id, channel, runAt (ms), dedupKey ('' for none), envelope JSON,
---   ready score ((1000 - priority) * 2^42 + floor(runAt), as integer text: computed by the client, where it is cheap).
+-- ARGV[1] prefix; then, in order, header arguments and messages:
+--   a header '|' .. channel .. '|' .. runAt (ms) .. '|' .. ready score .. '|' .. dedupKey ('' for none)
+--     applies to the messages after it, up to the next header (the client writes one only when
+--     one of these changes, so a batch of one task costs two arguments per message).
+--     The ready score is (1000 - priority) * 2^42 + floor(runAt), as integer text (computed by
+--     the client, where it is cheap). Message ids never start with '|'.
+--   a message: two arguments, its id and its envelope JSON.
 -- Returns: only the messages not stored, as pairs: index (1-based, in this call), then the id
 -- of the live message already holding its dedupKey, or its own id when that id is already
 -- stored. Empty when every message was stored (no reply string per stored message).
@@ -9,38 +14,51 @@ local now = now_ms()
 local out = {}
 local touched = {}
 local dedup_key = P .. ':dedup'
+local mkey = P .. ':m:'
 local zb = zbatch()
-local n = (#ARGV - 1) / 6
-for i = 0, n - 1 do
-  local b = 2 + i * 6
-  local id, ch, run_at, dk, score = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5]
-  local existing = false
-  if dk ~= '' then existing = redis.call('HGET', dedup_key, dk) end
-  if existing then
-    out[#out + 1] = i + 1
-    out[#out + 1] = existing
-  elseif not redis.call('SET', P .. ':m:' .. id, ARGV[b + 4], 'NX') then
-    out[#out + 1] = i + 1
-    out[#out + 1] = id
+local ch, run_at, score, dk, due, zkey, zscore
+local n = 0
+local b = 2
+local last = #ARGV
+while b <= last do
+  local id = ARGV[b]
+  if string.byte(id, 1) == 124 then -- '|': a header
+    local p1 = string.find(id, '|', 2, true)
+    local p2 = string.find(id, '|', p1 + 1, true)
+    local p3 = string.find(id, '|', p2 + 1, true)
+    ch = string.sub(id, 2, p1 - 1)
+    run_at = string.sub(id, p1 + 1, p2 - 1)
+    score = string.sub(id, p2 + 1, p3 - 1)
+    dk = string.sub(id, p3 + 1)
+    due = tonumber(run_at) <= now
+    if due then zkey, zscore = P .. ':r:' .. ch, score else zkey, zscore = P .. ':d:' .. ch, run_at end
+    b = b + 1
   else
-    local due = tonumber(run_at) <= now
-    if dk ~= '' then
-      redis.call('HSET', dedup_key, dk, id)
-      redis.call('HSET', P .. ':h:' .. id, 'st', 'waiting', 'ch', ch, 'sc', score, 'r', run_at, 'dk', dk)
-    elseif not due then
-      redis.call('HSET', P .. ':h:' .. id, 'st', 'waiting', 'ch', ch, 'sc', score, 'r', run_at)
-    end
-    if due then
-      zbatch_add(zb, P .. ':r:' .. ch, score, id)
+    n = n + 1
+    local existing = false
+    if dk ~= '' then existing = redis.call('HGET', dedup_key, dk) end
+    if existing then
+      out[#out + 1] = n
+      out[#out + 1] = existing
+    elseif not redis.call('SET', mkey .. id, ARGV[b + 1], 'NX') then
+      out[#out + 1] = n
+      out[#out + 1] = id
     else
-      zbatch_add(zb, P .. ':d:' .. ch, run_at, id)
+      if dk ~= '' then
+        redis.call('HSET', dedup_key, dk, id)
+        redis.call('HSET', P .. ':h:' .. id, 'st', 'waiting', 'ch', ch, 'sc', score, 'r', run_at, 'dk', dk)
+      elseif not due then
+        redis.call('HSET', P .. ':h:' .. id, 'st', 'waiting', 'ch', ch, 'sc', score, 'r', run_at)
+      end
+      zbatch_add(zb, zkey, zscore, id)
+      touched[ch] = (touched[ch] or 0) + 1
     end
-    touched[ch] = (touched[ch] or 0) + 1
+    b = b + 2
   end
 end
 zbatch_flush(zb)
-for ch, count in pairs(touched) do
-  redis.call('SADD', P .. ':channels', ch)
-  notify(ch, count)
+for c, count in pairs(touched) do
+  redis.call('SADD', P .. ':channels', c)
+  notify(c, count)
 end
 return out
