@@ -11,8 +11,9 @@
  * and cannot be killed without risk to the host once it blocks in native code;
  * `process.exit` in a thread handler would end the whole worker. A child process
  * contains all of these, at the cost of IPC (structured clone over a pipe).
+ * The children are started by a helper thread (`executor-host.js`), because
+ * `fork()` stops the thread that calls it for 5 to 20 ms here.
  */
-import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseDuration, type Duration } from "../../core/duration.ts";
 import { Snooze } from "../../core/control.ts";
@@ -21,6 +22,7 @@ import type { EventStream, FerryEvents } from "../../core/events.ts";
 import { checkInteger, checkOptionKeys } from "../../core/options.ts";
 import type { TaskContext, TaskDefinition } from "../../bus/define.ts";
 import type { Executor } from "../worker.ts";
+import { ExecutorHost, type ExecutorHandle } from "./executor-handle.ts";
 import { fromWireError, type FromChild, type ToChild } from "./protocol.ts";
 
 /** Options of {@link ProcessPool}. */
@@ -79,7 +81,7 @@ interface InFlight {
 }
 
 interface Child {
-  proc: ChildProcess;
+  proc: ExecutorHandle;
   pid: number;
   ready: Promise<void>;
   inFlight: Map<number, InFlight>;
@@ -141,6 +143,8 @@ export class ProcessPool implements Executor {
   /** Children started in all, replacements included. */
   spawned = 0;
   #figures: NodeJS.Timeout | undefined;
+  /** The thread that starts the children (see executor-host.js); made with the first child. */
+  #host: ExecutorHost | undefined;
 
   /** Report warnings and per-executor figures (`pool:executors`, once a second) on a Ferry's event stream. */
   attach(events: EventStream<FerryEvents>): void {
@@ -166,17 +170,14 @@ export class ProcessPool implements Executor {
   }
 
   #spawn(quarantine = false): Child {
-    const proc = fork(CHILD, [], {
-      execArgv: ["--import", TSX, ...(this.#options.execArgv ?? [])],
-      env: { ...process.env, FERRY_POOL_APP: this.#options.app },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      serialization: "advanced",
-    });
+    this.#host ??= new ExecutorHost();
+    const proc = this.#host.spawn(CHILD, ["--import", TSX, ...(this.#options.execArgv ?? [])], { ...process.env, FERRY_POOL_APP: this.#options.app });
     this.spawned++;
     let ready!: () => void;
     let failed!: (e: Error) => void;
-    const child: Child = { proc, pid: proc.pid ?? 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false, quarantine, spare: !quarantine };
+    const child: Child = { proc, pid: 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false, quarantine, spare: !quarantine };
     child.ready.catch(() => undefined);
+    proc.on("spawn", (pid: number) => (child.pid = pid));
     proc.on("message", (m: FromChild) => {
       if (m.type === "ready") {
         child.isReady = true;
@@ -380,7 +381,7 @@ export class ProcessPool implements Executor {
         controller.signal.addEventListener("abort", onAbort, { once: true });
         const ctxWire = { id: ctx.id, channel: ctx.channel, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, headers: { ...ctx.headers } };
         picked.proc.send({ type: "run", rid, task: task.name, payload, ctx: ctxWire } satisfies ToChild, (err) => {
-          if (err && picked.inFlight.delete(rid)) reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: ${err.message}`));
+          if (picked.inFlight.delete(rid)) reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: ${err.message}`));
         });
       });
     } finally {
@@ -435,5 +436,6 @@ export class ProcessPool implements Executor {
           }),
       ),
     );
+    await this.#host?.close();
   }
 }

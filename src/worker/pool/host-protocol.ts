@@ -1,0 +1,21 @@
+/**
+ * The messages between the process pool (main thread) and its executor host
+ * thread (`executor-host.ts`). `key` names one executor child for its whole life.
+ */
+
+/** Pool to host. */
+export type HostCommand =
+  | { op: "spawn"; key: number; file: string; execArgv: string[]; env: NodeJS.ProcessEnv }
+  /** Relay `msg` to the child; `sid`, when given, asks for a `send-failed` event on failure. */
+  | { op: "send"; key: number; msg: unknown; sid?: number }
+  | { op: "kill"; key: number; signal: NodeJS.Signals }
+  | { op: "disconnect"; key: number };
+
+/** Host to pool. */
+export type HostEvent =
+  | { ev: "spawned"; key: number; pid: number }
+  | { ev: "message"; key: number; msg: unknown }
+  | { ev: "disconnect"; key: number }
+  | { ev: "error"; key: number; message: string }
+  | { ev: "send-failed"; key: number; sid: number; message: string }
+  | { ev: "exit"; key: number; code: number | null; signal: NodeJS.Signals | null };
