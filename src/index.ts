@@ -16,7 +16,8 @@ export { validatePayload, assertJson, type PayloadIssue } from "./core/schema.ts
 export * from "./bus/define.ts";
 export * from "./bus/ferry.ts";
 export { Worker, type WorkerOptions } from "./worker/worker.ts";
-export { ProcessPool, type ProcessPoolOptions, type ExecutorStats } from "./worker/pool/process-pool.ts";
+export { ProcessPool } from "./worker/pool/process-pool.ts";
+export type { ProcessPoolOptions, ExecutorStats } from "./worker/pool/pool-options.ts";
 export { loadApp, findFerry } from "./bus/app-module.ts";
 export { type Executor } from "./worker/worker.ts";
 export type { Bridge, BridgeOptions, BridgeCounts, BridgeMessage } from "./transport/amqp/bridge.ts";

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { FerryError } from "../core/errors.ts";
-import type { ExecutorStats } from "../worker/pool/process-pool.ts";
+import type { ExecutorStats } from "../worker/pool/pool-options.ts";
 
 /** The default pid file of `ferry worker --daemon`. */
 export const DEFAULT_PID_FILE = "./data/ferry-worker.pid";
