@@ -4,7 +4,7 @@
  * checked building of a message from a dispatch.
  */
 import { parseDuration, type Duration } from "../core/duration.ts";
-import { createEnvelope, type Envelope, type MessageHeaders } from "../core/envelope.ts";
+import { createEnvelope, createEnvelopes, type Envelope, type MessageHeaders } from "../core/envelope.ts";
 import { FerryError } from "../core/errors.ts";
 import type { RunReport } from "../core/events.ts";
 import type { Clock } from "../core/clock.ts";
@@ -163,17 +163,19 @@ export function envelopeTemplate(task: TaskDefinition | string, options: Dispatc
 }
 
 /**
- * One message from a template: the payload checked against the task's schema
- * (a promise only when the task has one) and as JSON.
- * @throws FerryError `INVALID_PAYLOAD`, `INVALID_MESSAGE` (a bad `id`)
+ * The messages of a `dispatchMany` from its template: each payload checked against
+ * the task's schema (awaited only when the task has one) and as JSON, in order,
+ * before any message is made.
+ * @throws FerryError `INVALID_PAYLOAD`
  */
-export function envelopeFrom(template: EnvelopeTemplate, payload: unknown, now: number, id?: string): Envelope | Promise<Envelope> {
-  const make = () => {
-    assertJson(payload, `payload of "${template.name}"`);
-    return makeEnvelope(template, payload, now, id);
-  };
-  if (template.schema) return validatePayload(template.schema, payload, `payload of "${template.name}"`).then(make);
-  return make();
+export async function buildEnvelopes(template: EnvelopeTemplate, payloads: readonly unknown[], now: number): Promise<Envelope[]> {
+  const what = `payload of "${template.name}"`;
+  for (const payload of payloads) {
+    if (template.schema) await validatePayload(template.schema, payload, what);
+    assertJson(payload, what);
+  }
+  const { name, channel, headers, runAt, priority, maxAttempts, dedupKey } = template;
+  return createEnvelopes({ name, channel, headers, runAt, priority, maxAttempts, dedupKey }, payloads, now);
 }
 
 function makeEnvelope(t: EnvelopeTemplate, payload: unknown, now: number, id: string | undefined): Envelope {

@@ -21,7 +21,7 @@ import type { Bridge, BridgeOptions } from "../transport/amqp/bridge.ts";
 import { Router } from "./routing.ts";
 import {
   buildEnvelope,
-  envelopeFrom,
+  buildEnvelopes,
   envelopeTemplate,
   DISPATCH_OPTIONS,
   FERRY_OPTIONS,
@@ -264,14 +264,7 @@ export class Ferry {
     if (!Array.isArray(payloads)) throw new FerryError("INVALID_OPTION", "dispatchMany takes an array of payloads", { details: { option: "payloads" } });
     const def = this.#taskFor(task, options.channel);
     const now = this.clock.now();
-    const envelopes: Envelope[] = new Array(payloads.length);
-    if (payloads.length > 0) {
-      const template = envelopeTemplate(def, options, this.#channelFor(def, options), now);
-      for (let i = 0; i < payloads.length; i++) {
-        const e = envelopeFrom(template, payloads[i], now);
-        envelopes[i] = e instanceof Promise ? await e : e;
-      }
-    }
+    const envelopes = payloads.length === 0 ? [] : await buildEnvelopes(envelopeTemplate(def, options, this.#channelFor(def, options), now), payloads, now);
     const receipts = await this.#send(envelopes, options.transaction);
     return this.#emitDispatched(envelopes, receipts);
   }

@@ -139,12 +139,40 @@ export function createEnvelope<P>(init: EnvelopeInit<P>, now = Date.now()): Enve
   return envelope;
 }
 
+/**
+ * Make one envelope per payload, all with the same fields but the id (a new one each)
+ * and the payload: the fields are checked once, not per message. The payloads are
+ * not checked here (see `assertJson`).
+ * @throws FerryError `INVALID_MESSAGE` (or `INVALID_NAME` for a bad name or channel)
+ */
+export function createEnvelopes<P>(init: Omit<EnvelopeInit<P>, "payload" | "id">, payloads: readonly P[], now = Date.now()): Envelope<P>[] {
+  const out: Envelope<P>[] = new Array(payloads.length);
+  if (payloads.length === 0) return out;
+  const first = createEnvelope({ ...init, payload: payloads[0]! }, now);
+  out[0] = first;
+  const { name, channel, maxAttempts, runAt, priority, dedupKey, createdAt } = first;
+  const base = first.headers;
+  const ownCorrelation = init.headers?.correlationId === undefined;
+  for (let i = 1; i < payloads.length; i++) {
+    if (payloads[i] === undefined) invalid("payload", "is required (use null for none)");
+    const id = newId(now);
+    const headers: MessageHeaders = { ...base };
+    if (ownCorrelation) headers.correlationId = id;
+    out[i] = { v: WIRE_VERSION, id, name, channel, payload: payloads[i]!, headers, attempt: 0, maxAttempts, runAt, priority, dedupKey, createdAt };
+  }
+  return out;
+}
+
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** True when `id` has a message id's form: 1-64 letters, digits, `-` or `_`. */
 export function isMessageId(id: unknown): id is string {
   return typeof id === "string" && ID_PATTERN.test(id);
 }
+
+// The last channel name that passed assertChannel: a batch on one channel checks it once.
+const NONE = {};
+let lastChannel: unknown = NONE;
 
 const invalid = (field: string, why: string): never => {
   throw new FerryError("INVALID_MESSAGE", `message field "${field}" ${why}`, { details: { field } });
@@ -159,7 +187,7 @@ const invalid = (field: string, why: string): never => {
  */
 export function checkEnvelopeKeys(e: Envelope): void {
   if (!isMessageId(e.id)) invalid("id", "must be 1-64 characters of letters, digits, '-' or '_'");
-  assertChannel(e.channel);
+  if (e.channel !== lastChannel) lastChannel = assertChannel(e.channel);
   if (!Number.isFinite(e.runAt) || e.runAt < 0) invalid("runAt", "must be a time in ms since the epoch");
   if (!Number.isInteger(e.priority) || e.priority < -1000 || e.priority > 1000) invalid("priority", "must be a whole number from -1000 to 1000");
   if (e.dedupKey !== null && (typeof e.dedupKey !== "string" || e.dedupKey.length === 0 || e.dedupKey.length > 200)) invalid("dedupKey", "must be null or 1-200 characters");

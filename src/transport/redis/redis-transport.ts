@@ -93,7 +93,7 @@ function sendArgs(head: string, messages: readonly Envelope[], json: readonly st
       runAt = m.runAt;
       priority = m.priority;
       dk = m.dedupKey;
-      args.push(`|${ch}|${runAt}|${readyScore(priority, runAt)}|${dk ?? ""}`);
+      args.push("|", ch, String(runAt), readyScore(priority, runAt), dk ?? "");
     }
     args.push(m.id, json[i]!);
   }
@@ -219,7 +219,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     const chunk = this.#sendChunk;
     const receipts: SendReceipt[] = new Array(count);
     if (count <= chunk) {
-      applyReply(receipts, messages, 0, count, await this.#run("send", sendArgs(this.#head(), messages, json, 0, count)));
+      let reply: unknown[];
+      try {
+        reply = (await runScript(this.#client, "send", sendArgs(this.#head(), messages, json, 0, count))) as unknown[];
+      } catch (err) {
+        throw this.#wrap(err, "send");
+      }
+      applyReply(receipts, messages, 0, count, reply);
       return receipts;
     }
     // Larger sends: one script call per chunk, each written as soon as it is built, so Redis

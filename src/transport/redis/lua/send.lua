@@ -1,9 +1,9 @@
 -- send.lua: store new messages (one call per batch, atomic).
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix; then, in order, header arguments and messages:
---   a header '|' .. channel .. '|' .. runAt (ms) .. '|' .. ready score .. '|' .. dedupKey ('' for none)
---     applies to the messages after it, up to the next header (the client writes one only when
---     one of these changes, so a batch of one task costs two arguments per message).
+--   a header: five arguments, '|', channel, runAt (ms), ready score, dedupKey ('' for none);
+--     it applies to the messages after it, up to the next header (the client writes one only
+--     when one of these changes, so a batch of one task costs two arguments per message).
 --     The ready score is (1000 - priority) * 2^42 + floor(runAt), as integer text (computed by
 --     the client, where it is cheap). Message ids never start with '|'.
 --   a message: two arguments, its id and its envelope JSON.
@@ -22,17 +22,11 @@ local b = 2
 local last = #ARGV
 while b <= last do
   local id = ARGV[b]
-  if string.byte(id, 1) == 124 then -- '|': a header
-    local p1 = string.find(id, '|', 2, true)
-    local p2 = string.find(id, '|', p1 + 1, true)
-    local p3 = string.find(id, '|', p2 + 1, true)
-    ch = string.sub(id, 2, p1 - 1)
-    run_at = string.sub(id, p1 + 1, p2 - 1)
-    score = string.sub(id, p2 + 1, p3 - 1)
-    dk = string.sub(id, p3 + 1)
+  if id == '|' then -- a header: channel, runAt, score, dedupKey
+    ch, run_at, score, dk = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
     due = tonumber(run_at) <= now
     if due then zkey, zscore = P .. ':r:' .. ch, score else zkey, zscore = P .. ':d:' .. ch, run_at end
-    b = b + 1
+    b = b + 5
   else
     n = n + 1
     local existing = false
