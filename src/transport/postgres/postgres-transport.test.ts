@@ -298,6 +298,72 @@ if (skip) {
       }
     });
 
+    it("a send leases a due message for this process's idle consumer loop as it inserts it", async () => {
+      const counted = new pg.Pool({ connectionString: SERVERS.postgres, max: 4 });
+      const names: string[] = [];
+      const query = counted.query.bind(counted) as (...args: unknown[]) => unknown;
+      (counted as { query: unknown }).query = (config: { name?: string }, ...rest: unknown[]) => {
+        if (config?.name) names.push(config.name);
+        return query(config, ...rest);
+      };
+      const t = await PostgresTransport.open({ pool: counted, schema: schemaFor("handoff") });
+      try {
+        const ac = new AbortController();
+        const loop = { channels: ["ho"], max: 1, leaseMs: 30_000, waitMs: 8000, signal: ac.signal };
+        const pending = t.receive(loop);
+        for (let i = 0; i < 200 && !names.some((n) => n.endsWith("_next_due")); i++) await new Promise((r) => setTimeout(r, 10));
+        const leasesBefore = names.filter((n) => n.endsWith("_receive_one")).length;
+        const [first, second] = [msg("ho"), msg("ho")];
+        await t.send([first, second]);
+        const got = await pending;
+        assert.deepEqual(got.map((d) => d.message.id), [first.id]);
+        assert.equal(got[0]!.message.attempt, 1);
+        assert.ok(names.some((n) => n.endsWith("_send_leasing")), "the send leased as it inserted");
+        const next = await t.receive(loop);
+        assert.deepEqual(next.map((d) => d.message.id), [second.id], "the second was held for the loop");
+        assert.equal(names.filter((n) => n.endsWith("_receive_one")).length, leasesBefore, "no lease statement after the send");
+        assert.deepEqual(await t.ack([...got, ...next].map((d) => ({ id: d.message.id, token: d.token }))), [true, true]);
+        // Offered rows a loop never takes go back to waiting with no attempt used when it stops.
+        const pendingAgain = t.receive(loop);
+        const dueNext = () => names.filter((n) => n.endsWith("_next_due")).length;
+        const seen = dueNext();
+        for (let i = 0; i < 200 && dueNext() === seen; i++) await new Promise((r) => setTimeout(r, 10));
+        const extra = [msg("ho"), msg("ho")];
+        await t.send(extra);
+        assert.equal((await pendingAgain).length, 1);
+        ac.abort();
+        for (let i = 0; i < 100; i++) {
+          const states = await Promise.all(extra.map((m) => t.get(m.id)));
+          if (states.some((r) => r?.state === "waiting")) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const records = await Promise.all(extra.map((m) => t.get(m.id)));
+        assert.deepEqual(records.map((r) => r?.state).sort(), ["active", "waiting"]);
+        assert.equal(records.find((r) => r?.state === "waiting")?.message.attempt, 0);
+      } finally {
+        await t.close();
+        await counted.end();
+      }
+    });
+
+    it("a send does not lease for an idle consumer of a paused channel", async () => {
+      const t = await open("handoff_paused");
+      try {
+        await t.pause("hp");
+        const ac = new AbortController();
+        const pending = t.receive({ channels: ["hp"], max: 1, leaseMs: 30_000, waitMs: 8000, signal: ac.signal });
+        await new Promise((r) => setTimeout(r, 100));
+        const m = msg("hp");
+        await t.send([m]);
+        assert.equal((await t.get(m.id))?.state, "waiting");
+        await t.resume("hp");
+        assert.deepEqual((await pending).map((d) => d.message.id), [m.id]);
+        ac.abort();
+      } finally {
+        await t.close();
+      }
+    });
+
     it("close gives read-ahead back before the pool ends", async () => {
       const t = await open("ahead_close");
       const other = await open("ahead_close");
