@@ -283,6 +283,22 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal((await t.counts()).find((c) => c.channel === "chunks")?.waiting, 350);
   });
 
+  it("a send of several chunks checks every key first, and reports what it stored when a later chunk cannot be encoded", async () => {
+    const t = await transport(`${base}-chunkfail`, { sendChunk: 100 });
+    const waiting = async () => (await t.counts()).find((c) => c.channel === "chunkfail")?.waiting ?? 0;
+    const badKey = Array.from({ length: 250 }, () => msg("chunkfail"));
+    badKey[220] = { ...badKey[220]!, priority: 5000 };
+    await assert.rejects(t.send(badKey), (err: unknown) => isFerryError(err, "INVALID_MESSAGE"));
+    assert.equal(await waiting(), 0, "a bad key stores nothing");
+    const sent = Array.from({ length: 250 }, () => msg("chunkfail"));
+    sent[220] = { ...sent[220]!, payload: { n: 1n } };
+    await assert.rejects(t.send(sent), (err: unknown) => isFerryError(err, "INVALID_MESSAGE") && (err.details as { stored?: number }).stored === 200);
+    assert.equal(await waiting(), 200, "the two chunks before the bad one were stored");
+    const again = await t.send(sent.filter((_, i) => i !== 220));
+    assert.equal(again.filter((r) => r.deduplicated).length, 200, "re-sending stores only the rest");
+    assert.equal(await waiting(), 249);
+  });
+
   it("opens from a URL with ?prefix and refuses unknown options", async () => {
     const url = new URL(SERVERS.redis);
     url.searchParams.set("prefix", `${base}-url`);

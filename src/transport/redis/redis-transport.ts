@@ -68,6 +68,11 @@ function readyScore(priority: number, runAt: number): string {
 /** Check what a message's keys and scores use (the rest was checked where it was made) and encode it. */
 function encode(m: Envelope): string {
   checkEnvelopeKeys(m);
+  return encodeJson(m);
+}
+
+/** A message's JSON. @throws FerryError `INVALID_MESSAGE` when it has none (a BigInt, a cycle). */
+function encodeJson(m: Envelope): string {
   try {
     return JSON.stringify(m);
   } catch (err) {
@@ -213,39 +218,50 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.#checkOpen();
     const count = messages.length;
     if (count === 0) return [];
-    // Every message is checked and encoded before anything is written, so a bad one stores nothing.
-    const json: string[] = new Array(count);
-    for (let i = 0; i < count; i++) json[i] = encode(messages[i]!);
     const chunk = this.#sendChunk;
-    const receipts: SendReceipt[] = new Array(count);
+    const json: string[] = new Array(count);
     if (count <= chunk) {
+      // Every message is checked and encoded before anything is written, so a bad one stores nothing.
+      for (let i = 0; i < count; i++) json[i] = encode(messages[i]!);
       let reply: unknown[];
       try {
         reply = (await runScript(this.#client, "send", sendArgs(this.#head(), messages, json, 0, count))) as unknown[];
       } catch (err) {
         throw this.#wrap(err, "send");
       }
+      const receipts: SendReceipt[] = new Array(count);
       applyReply(receipts, messages, 0, count, reply);
       return receipts;
     }
-    // Larger sends: one script call per chunk, each written as soon as it is built, so Redis
-    // stores one chunk while the next is being encoded. Each chunk is atomic; a failed chunk
-    // rejects the whole send (other chunks may be stored: re-sending the same envelopes is
-    // safe, a stored id comes back as a duplicate).
+    // Larger sends: one script call per chunk, each written as soon as it is encoded, so Redis
+    // stores one chunk while the next is being encoded. Each chunk is atomic, the send is not:
+    // keys (id, channel, runAt, priority, dedupKey) are checked for every message first, but a
+    // message that cannot be encoded as JSON is found only when its chunk is, after the chunks
+    // before it were sent. A failure rejects the send with details.stored; re-sending the same
+    // envelopes is safe (a stored id comes back as a duplicate).
+    for (let i = 0; i < count; i++) checkEnvelopeKeys(messages[i]!);
+    const receipts: SendReceipt[] = new Array(count);
     const calls: Promise<unknown>[] = [];
-    for (let start = 0; start < count; start += chunk) {
+    let failure: unknown;
+    for (let start = 0; start < count && failure === undefined; start += chunk) {
       const end = Math.min(count, start + chunk);
+      try {
+        for (let i = start; i < end; i++) json[i] = encodeJson(messages[i]!);
+      } catch (err) {
+        failure = err;
+        break;
+      }
       calls.push(runScript(this.#client, "send", sendArgs(this.#head(), messages, json, start, end)).then((reply) => applyReply(receipts, messages, start, end, reply as unknown[])));
     }
     const settled = await Promise.allSettled(calls);
     const failed = settled.findIndex((r) => r.status === "rejected");
-    if (failed >= 0) {
-      const err = this.#wrap((settled[failed] as PromiseRejectedResult).reason, "send");
-      const stored = settled.reduce((n, r, k) => (r.status === "fulfilled" ? n + Math.min(chunk, count - k * chunk) : n), 0);
-      if (err instanceof FerryError && err.details === undefined) throw new FerryError(err.code, `${err.message} (${stored} of ${count} messages were stored, in other chunks of ${chunk}; re-sending the same messages stores only the rest)`, { cause: err.cause, details: { stored, count } });
-      throw err;
+    if (failure === undefined && failed < 0) return receipts;
+    const err = failure !== undefined ? (failure as FerryError) : this.#wrap((settled[failed] as PromiseRejectedResult).reason, "send");
+    const stored = settled.reduce((n, r, k) => (r.status === "fulfilled" ? n + Math.min(chunk, count - k * chunk) : n), 0);
+    if (err instanceof FerryError && err.details?.stored === undefined) {
+      throw new FerryError(err.code, `${err.message} (${stored} of ${count} messages were stored, in other chunks of ${chunk}; re-sending the same messages stores only the rest)`, { cause: err.cause ?? err, details: { ...err.details, stored, count } });
     }
-    return receipts;
+    throw err;
   }
 
   async receive(request: ReceiveRequest): Promise<Delivery[]> {
