@@ -42,7 +42,7 @@ export interface RedisTransportOptions {
   onWarning?: WarningHandler;
   /** Check `maxmemory-policy` and persistence on open and warn when unsafe. Default `true`. */
   checkServer?: boolean;
-  /** Messages per Lua call in a bulk send; larger sends run one call per chunk, pipelined (each chunk atomic). Default `1000`. */
+  /** Messages per Lua call in a bulk send; larger sends run one call per chunk, pipelined (each chunk atomic). Default `250`. */
   sendChunk?: number;
   /**
    * For tests only: take "now" from this clock instead of the Redis server's
