@@ -33,10 +33,9 @@ import {
 } from "../types.ts";
 import { DEFAULT_SCHEMA, migrate, notifyChannel, parsePostgresUrl, quoteSchema } from "./migrate.ts";
 import { Notifier } from "./notifier.ts";
-import { handOver, offerHandoffs, type SentRow } from "./handoff.ts";
 import { byDeliveryOrder, ReadAhead, type Leased } from "./read-ahead.ts";
 import { mapPgError } from "./pg-errors.ts";
-import { fenceable, firstOf, storedError, toEnvelope, toLeased, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
+import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
 
 /** Options of {@link PostgresTransport.open}. */
@@ -93,8 +92,6 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly #notifier: Notifier;
   readonly #notifyChannel: string;
   readonly #ahead: ReadAhead;
-  /** Sends in flight that lease for this process's consumers: close() waits for them to hand over. */
-  readonly #handing = new Set<Promise<unknown>>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -198,23 +195,10 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
 
   async #send(on: Queryable, messages: readonly Envelope[]): Promise<SendReceipt[]> {
     if (messages.length === 0) return [];
-    const handoffs = on === this.#pool ? offerHandoffs(this.#ahead, messages) : undefined;
-    const rowsOut: readonly (Envelope & { leaseMs?: number })[] = handoffs ? messages.map((m, i) => (handoffs[i] ? { ...m, leaseMs: handoffs[i].leaseMs } : m)) : messages;
-    let batch = JSON.stringify(rowsOut);
-    if (UNSAFE_ESCAPE.test(batch)) batch = JSON.stringify(rowsOut.map((m) => ({ ...m, payload: undefined, headers: undefined, p: JSON.stringify(m.payload), h: JSON.stringify(m.headers) })));
-    let rows: SentRow[] = [];
-    const sending = this.#run<SentRow>("sending", handoffs ? this.#sql.sendLeasing : this.#sql.send, [batch], on);
-    if (handoffs) this.#handing.add(sending);
-    try {
-      rows = await sending;
-    } finally {
-      // Hand leased rows to the consumers they were offered to (the rest of the offers lapse) before waking them.
-      if (handoffs) {
-        this.#handing.delete(sending);
-        handOver(this.#ahead, messages, handoffs, rows, (items) => this.#release(items));
-      }
-    }
-    if (on === this.#pool && rows.length > 0) this.#wakeReceivers(rows, rows.filter((r) => !r.leased));
+    let batch = JSON.stringify(messages);
+    if (UNSAFE_ESCAPE.test(batch)) batch = JSON.stringify(messages.map((m) => ({ ...m, payload: undefined, headers: undefined, p: JSON.stringify(m.payload), h: JSON.stringify(m.headers) })));
+    const rows = await this.#run<{ id: string; channel: string }>("sending", this.#sql.send, [batch], on);
+    if (on === this.#pool && rows.length > 0) this.#wakeReceivers(rows);
     const inserted = new Set(rows.map((r) => r.id));
     if (inserted.size === messages.length) return messages.map((m) => ({ id: m.id, deduplicated: false }));
     const keys = [...new Set(messages.filter((m) => !inserted.has(m.id) && m.dedupKey !== null).map((m) => m.dedupKey!))];
@@ -244,16 +228,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     const leaseMs = Math.max(1, request.leaseMs);
     const deadline = performance.now() + Math.max(0, request.waitMs);
     const signal = ReadAhead.applies(request) ? request.signal! : undefined;
+    if (signal) {
+      const held = await this.#ahead.take(channels, max, leaseMs, signal);
+      if (held.length > 0) return held;
+    }
     for (;;) {
-      // Rows read ahead, or handed over by a send of this process while this loop slept.
-      if (signal && !signal.aborted) {
-        const held = await this.#ahead.take(channels, max, leaseMs, signal);
-        if (held.length > 0) return held;
-      }
       const waiter = request.waitMs > 0 ? this.#notifier.add(channels) : undefined;
-      // From here until this loop returns, a send of this process may lease a message
-      // for it as it inserts it (taken from the read-ahead at the top of the loop).
-      const asleep = signal ? this.#ahead.sleeping(channels, signal) : undefined;
       try {
         if (waiter) await this.#ready();
         const got = signal
@@ -270,7 +250,6 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
         await waiter.sleep(Math.min(left, Math.max(0, dueIn) + 1), request.signal);
         if (this.#closed || request.signal?.aborted) return [];
       } finally {
-        asleep?.();
         waiter?.dispose();
       }
     }
@@ -291,7 +270,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       channels.length === 1
         ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
         : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
-    const leased = rows.map(toLeased);
+    const leased = rows.map((r) => ({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) }));
     if (leased.length > 1) leased.sort(byDeliveryOrder);
     return leased;
   }
@@ -369,14 +348,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
    * into the next. A failed notify only delays receivers to their next due time
    * or the end of their wait.
    */
-  #wakeReceivers(rows: readonly { channel: string }[], waiting: readonly { channel: string }[] = rows): void {
+  #wakeReceivers(rows: readonly { channel: string }[]): void {
     if (rows.length === 0) return;
     // This process's own receivers need not wait for the NOTIFY to come back.
     for (const c of new Set(rows.map((r) => r.channel))) this.#notifier.wakeChannel(c);
     if (!this.#notifyAfterCommit) return;
-    // Rows leased for this process's own consumers need no NOTIFY: no other receiver can take them.
-    for (const r of waiting) this.#pendingNotify.add(r.channel);
-    if (this.#pendingNotify.size === 0) return;
+    for (const r of rows) this.#pendingNotify.add(r.channel);
     this.#notifying ??= this.#flushNotify();
   }
 
@@ -399,8 +376,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   }
 
   async #close(): Promise<void> {
-    // Held read-ahead (and rows sends in flight lease for our consumers) goes back to waiting before the pool closes.
-    await Promise.allSettled([...this.#handing]);
+    // Held read-ahead goes back to waiting before the pool closes.
     await this.#ahead.close();
     this.#closed = true;
     await this.#notifier.close();

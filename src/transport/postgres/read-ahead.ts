@@ -56,21 +56,6 @@ interface Reader {
   timer: NodeJS.Timeout | undefined;
   /** Bumped on abort: a refill of an older generation releases what it got. */
   generation: number;
-  /** Consumer loops of these channels asleep in a receive (they found nothing due). */
-  sleeping: number;
-  /** Rows offered to sends in flight and not settled yet. */
-  promised: number;
-}
-
-/** A send's promise to hand a message it leases to an idle consumer loop ({@link ReadAhead.offer}). */
-export interface Handoff {
-  /** The lease the consumer asked for. */
-  readonly leaseMs: number;
-}
-
-interface HandoffTo extends Handoff {
-  readonly reader: Reader;
-  readonly generation: number;
 }
 
 export const byDeliveryOrder = (a: Leased, b: Leased): number => b.priority - a.priority || a.wasDue - b.wasDue || a.seq - b.seq;
@@ -81,8 +66,6 @@ export class ReadAhead {
   readonly #readers = new Map<string, Reader>();
   readonly #watched = new WeakMap<AbortSignal, Set<Reader>>();
   readonly #background = new Set<Promise<unknown>>();
-  /** Consumer loops asleep, over all readers. */
-  #sleeping = 0;
   #closed = false;
 
   constructor(store: ReadAheadStore) {
@@ -97,7 +80,7 @@ export class ReadAhead {
   #reader(channels: readonly string[], signal: AbortSignal): Reader {
     const key = channels.join("\u0000");
     let r = this.#readers.get(key);
-    if (!r) this.#readers.set(key, (r = { channels, held: [], refill: undefined, backlog: false, leaseMs: 0, ahead: 0, timer: undefined, generation: 0, sleeping: 0, promised: 0 }));
+    if (!r) this.#readers.set(key, (r = { channels, held: [], refill: undefined, backlog: false, leaseMs: 0, ahead: 0, timer: undefined, generation: 0 }));
     let readers = this.#watched.get(signal);
     if (!readers) {
       this.#watched.set(signal, (readers = new Set()));
@@ -211,11 +194,6 @@ export class ReadAhead {
     void p.finally(() => this.#background.delete(p));
   }
 
-  /** True while some consumer loop is asleep in a receive (a send may then offer it messages). */
-  get anySleeping(): boolean {
-    return this.#sleeping > 0;
-  }
-
   /** Rows leased ahead and not handed out yet (diagnostics and tests). */
   get held(): number {
     let n = 0;
@@ -228,48 +206,6 @@ export class ReadAhead {
     this.#closed = true;
     for (const r of this.#readers.values()) this.#abort(r);
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
-  }
-
-  /**
-   * Mark a consumer loop of `channels` asleep in a receive until the returned
-   * function is called: while one is, a send of this process may lease a message
-   * for it as it inserts it ({@link offer}), saving the receive's own round trip.
-   */
-  sleeping(channels: readonly string[], signal: AbortSignal): () => void {
-    const r = this.#reader(channels, signal);
-    r.sleeping++;
-    this.#sleeping++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      r.sleeping--;
-      this.#sleeping--;
-    };
-  }
-
-  /**
-   * A handoff for a message of `channel` about to be sent: a consumer loop of that
-   * channel is asleep and has room (held plus promised under its read-ahead size).
-   * Every handoff given out must be settled with {@link settle}.
-   */
-  offer(channel: string): Handoff | undefined {
-    if (this.#closed || this.#sleeping === 0) return undefined;
-    for (const r of this.#readers.values()) {
-      if (r.sleeping > 0 && r.channels.includes(channel) && r.held.length + r.promised < Math.max(1, r.ahead)) {
-        r.promised++;
-        const handoff: HandoffTo = { reader: r, generation: r.generation, leaseMs: r.leaseMs };
-        return handoff;
-      }
-    }
-    return undefined;
-  }
-
-  /** Settle a handoff: hold the row its send leased (if it did), or release it if the consumer went away meanwhile. */
-  settle(handoff: Handoff, leased?: Leased): void {
-    const { reader, generation } = handoff as HandoffTo;
-    reader.promised--;
-    if (leased) this.#hold(reader, [leased], generation);
   }
 
   /** Release what is held for channels (a pause). */

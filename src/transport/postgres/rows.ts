@@ -4,7 +4,6 @@
  */
 import type { Envelope } from "../../core/envelope.ts";
 import type { AttemptError, LeaseRef, MessageState } from "../types.ts";
-import type { Leased } from "./read-ahead.ts";
 
 /** Escapes that json_to_recordset refuses to unescape (U+0000, lone surrogates), though json columns keep them. */
 export const UNSAFE_ESCAPE = /\\u(?:0000|d[89a-f])/;
@@ -91,9 +90,4 @@ export function firstOf(ids: readonly string[], hit: Set<string>): string[] {
   const out: string[] = [];
   for (const id of ids) if (hit.delete(id)) out.push(id);
   return out;
-}
-
-/** A leased row as a delivery, with the keys that order deliveries. */
-export function toLeased(r: LeaseRow): Leased {
-  return { delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) };
 }

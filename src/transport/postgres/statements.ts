@@ -37,8 +37,6 @@ const ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) IS NOT NULL"
  * again after it (unless the clock went back across the crash).
  */
 const LEASE_TOKEN = "greatest(m.token + 1, (date_part('epoch', now()) * 1000000)::bigint)";
-/** The token of a row leased as it is inserted: as {@link LEASE_TOKEN} for a row whose token is 0. */
-const INSERT_TOKEN = "(date_part('epoch', now()) * 1000000)::bigint";
 const FINISHED = "state IN ('completed', 'cancelled', 'dead')";
 
 /** Columns that rebuild an envelope. */
@@ -116,30 +114,6 @@ export function buildStatements(q: string) {
         priority smallint, "maxAttempts" integer, "runAt" float8, "dedupKey" text, "createdAt" float8)
       ON CONFLICT DO NOTHING
       RETURNING id, channel`),
-
-    /**
-     * Send a batch, leasing at once the messages that carry `leaseMs` (handed to this
-     * process's idle consumer, see `ReadAhead.offer`) when they are due by the database
-     * clock and their channel is not paused; the rest are inserted waiting, as `send`.
-     * The lease rides the send's own durable commit. $1 json: as `send`, plus "leaseMs".
-     * Returns: `id`, `channel`, `leased` of each row inserted, and for leased rows the
-     * columns of a receive (`token`, `due_at`, `was_due`, `seq`, envelope columns).
-     */
-    sendLeasing: st("send_leasing", `
-      INSERT INTO ${t} AS m (id, channel, name, payload, headers, priority, max_attempts, run_at, due_at, dedup_key, created_at,
-        state, token, attempt, started_at)
-      SELECT x.id, x.channel, x.name, coalesce(x.p::json, x.payload, 'null'::json), coalesce(x.h::json, x.headers, '{}'::json), x.priority,
-        x."maxAttempts", x."runAt", CASE WHEN y.lease THEN ${NOW_MS} + x."leaseMs" ELSE x."runAt" END, x."dedupKey", x."createdAt",
-        CASE WHEN y.lease THEN 'active' ELSE 'waiting' END, CASE WHEN y.lease THEN ${INSERT_TOKEN} ELSE 0 END,
-        CASE WHEN y.lease THEN 1 ELSE 0 END, CASE WHEN y.lease THEN ${NOW_MS} END
-      FROM json_to_recordset($1::json) AS x(id text, channel text, name text, payload json, headers json, p text, h text,
-        priority smallint, "maxAttempts" integer, "runAt" float8, "dedupKey" text, "createdAt" float8, "leaseMs" float8)
-      CROSS JOIN LATERAL (SELECT x."leaseMs" IS NOT NULL AND x."runAt" <= ${NOW_MS}
-        AND NOT EXISTS (SELECT 1 FROM ${q}.paused z WHERE z.channel = x.channel) AS lease) y
-      ON CONFLICT DO NOTHING
-      RETURNING m.id, m.channel, m.state = 'active' AS leased, m.name, m.attempt, m.max_attempts, m.run_at, m.priority, m.dedup_key,
-        m.created_at, CASE WHEN m.state = 'active' THEN m.payload END AS payload, CASE WHEN m.state = 'active' THEN m.headers END AS headers,
-        m.token::text AS token, m.due_at, m.run_at AS was_due, m.seq`),
 
     /** Wake receivers after commit. $1 text: notify channel, $2 text[]: Ferry channels. */
     notify: st("notify", `SELECT pg_notify($1, c) FROM unnest($2::text[]) AS c`),
