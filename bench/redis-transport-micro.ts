@@ -113,8 +113,13 @@ try {
     }));
   });
   const bulk = Array.from({ length: count }, () => make("bulk"));
-  await timed("send, 1,000 per call", count, async () => {
+  await timed("send, 1,000 per send()", count, async () => {
     for (let i = 0; i < count; i += 1000) await t.send(bulk.slice(i, i + 1000));
+  });
+  // One send() of everything: chunks of sendChunk, pipelined (what dispatchMany does).
+  const all = Array.from({ length: count }, () => make("all"));
+  await timed("send, all in one send()", count, async () => {
+    await t.send(all);
   });
   await timed("receive 50 + ack 50, one loop", count, () => drain("single", count));
   await timed("receive 50 + ack 50, 4 loops", count, () => drain("concurrent", count, 4));
