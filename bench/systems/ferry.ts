@@ -39,6 +39,8 @@ interface FerryInstance {
   dispatch(task: unknown, payload: BenchPayload, options?: { delay?: number }): Promise<unknown>;
   dispatchMany(task: unknown, payloads: readonly BenchPayload[]): Promise<unknown>;
   worker(options: { channels: string[]; concurrency: number }): { start(): Promise<void>; stop(): Promise<void> };
+  /** The transport bound to a channel, connecting on first use. */
+  transport(channel: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,8 @@ function makeFerry(server: ServerKind): SystemFactory {
         },
       });
       const ferry = api.createFerry({ transport: transportUrl(server, namespace), tasks: [task] });
+      // Connect before the clock starts, as the peers' systems await ready() / waitUntilReady().
+      await ferry.transport(channel);
       const workers: Array<{ stop(): Promise<void> }> = [];
       let transport: MiniTransport | undefined;
       return {
