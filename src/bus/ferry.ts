@@ -256,8 +256,10 @@ export class Ferry {
   }
 
   /**
-   * Enqueue many messages of one task in one round trip per transport.
-   * Every payload is checked before anything is sent.
+   * Enqueue many messages of one task in one round trip per transport (Redis: pipelined
+   * chunks). Every payload is checked before anything is sent. A failed batch stored
+   * nothing on SQLite and PostgreSQL; on Redis and RabbitMQ it may have stored a first
+   * part, and the error's `details.stored` (Redis) says how many (see `Transport.send`).
    */
   async dispatchMany<T extends TaskDefinition>(task: T | string, payloads: Array<T extends TaskDefinition ? InputOf<T> : unknown>, options: Omit<DispatchOptions, "dedupKey" | "id"> = {}): Promise<DispatchReceipt[]> {
     checkOptionKeys(options, DISPATCH_OPTIONS.filter((k) => k !== "id"), "dispatchMany");

@@ -103,8 +103,11 @@ export interface Transport {
   /** A short name for logs and metrics (`memory`, `sqlite`, `redis`, ...). */
   readonly kind: string;
   /**
-   * Store messages, all or nothing where the store allows, in one round trip.
-   * Receipts come back in the order of `messages`.
+   * Store messages, in as few round trips as the store allows. Receipts come back
+   * in the order of `messages`. Each message is stored whole or not at all; a batch
+   * is all or nothing in one transaction on SQLite and PostgreSQL, per chunk of
+   * `sendChunk` (250) on Redis, per message on RabbitMQ. A failed send rejects, and
+   * sending the same envelopes again stores only those that are missing (ids are unique).
    */
   send(messages: readonly Envelope[]): Promise<SendReceipt[]>;
   /** Lease up to `max` due messages, highest priority first, then oldest due. */
