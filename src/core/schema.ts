@@ -27,30 +27,86 @@ export const MAX_PAYLOAD_DEPTH = 64;
  * @throws FerryError `INVALID_PAYLOAD`
  */
 export function assertJson(value: unknown, what: string): void {
-  const bad = (why: string, path: string): never => {
-    throw new FerryError("INVALID_PAYLOAD", `${what} is not JSON: ${why} at ${path}`, { details: { path } });
-  };
+  // The common case, a good payload, is checked without building paths; only a bad one is
+  // walked again to say where.
+  if (isPlainJson(value)) return;
+  const problem = jsonProblem(value);
+  if (problem) throw new FerryError("INVALID_PAYLOAD", `${what} is not JSON: ${problem.why} at ${problem.path}`, { details: { path: problem.path } });
+}
+
+/** Thrown inside {@link jsonProblem}'s walk to stop at the first problem. */
+class Bad {
+  constructor(
+    readonly why: string,
+    readonly path: string,
+  ) {}
+}
+
+/** What makes `value` not plain JSON, and where; `undefined` when it is plain JSON. */
+export function jsonProblem(value: unknown): { why: string; path: string } | undefined {
   const walk = (v: unknown, path: string, depth: number, seen: Set<object>): void => {
-    if (depth > MAX_PAYLOAD_DEPTH) bad(`nesting deeper than ${MAX_PAYLOAD_DEPTH}`, path);
+    if (depth > MAX_PAYLOAD_DEPTH) throw new Bad(`nesting deeper than ${MAX_PAYLOAD_DEPTH}`, path);
     if (v === null || typeof v === "string" || typeof v === "boolean") return;
     if (typeof v === "number") {
-      if (!Number.isFinite(v)) bad(`non-finite number ${v}`, path);
+      if (!Number.isFinite(v)) throw new Bad(`non-finite number ${v}`, path);
       return;
     }
-    if (typeof v !== "object") bad(`a ${typeof v}`, path);
+    if (typeof v !== "object") throw new Bad(`a ${typeof v}`, path);
     const o = v as object;
-    if (seen.has(o)) bad("a cycle", path);
+    if (seen.has(o)) throw new Bad("a cycle", path);
     seen.add(o);
     if (Array.isArray(o)) o.forEach((x, i) => walk(x, `${path}[${i}]`, depth + 1, seen));
     else {
       const proto = Object.getPrototypeOf(o);
-      if (proto !== Object.prototype && proto !== null && !(o instanceof Date)) bad(`an instance of ${o.constructor?.name ?? "a class"}`, path);
+      if (proto !== Object.prototype && proto !== null && !(o instanceof Date)) throw new Bad(`an instance of ${o.constructor?.name ?? "a class"}`, path);
       if (!(o instanceof Date)) for (const [k, x] of Object.entries(o)) if (x !== undefined) walk(x, `${path}.${k}`, depth + 1, seen);
     }
     seen.delete(o);
   };
-  if (value === undefined) bad("undefined (use null for no payload)", "(root)");
-  walk(value, "(root)", 0, new Set());
+  if (value === undefined) return { why: "undefined (use null for no payload)", path: "(root)" };
+  try {
+    walk(value, "(root)", 0, new Set());
+    return undefined;
+  } catch (err) {
+    if (err instanceof Bad) return { why: err.why, path: err.path };
+    throw err;
+  }
+}
+
+/** True when `v` is plain JSON by the rules of {@link jsonProblem}, found without building paths. */
+export function isPlainJson(v: unknown, depth = 0, seen: Set<object> = new Set()): boolean {
+  if (depth > MAX_PAYLOAD_DEPTH) return false;
+  if (v === null) return true;
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(v);
+    case "object":
+      break;
+    default:
+      return false; // undefined at the top, a function, a symbol, a bigint
+  }
+  const o = v as Record<string, unknown>;
+  if (seen.has(o)) return false;
+  if (Array.isArray(o)) {
+    seen.add(o);
+    for (let i = 0; i < o.length; i++) if (i in o && !isPlainJson(o[i], depth + 1, seen)) return false;
+    seen.delete(o);
+    return true;
+  }
+  if (o instanceof Date) return true;
+  const proto = Object.getPrototypeOf(o);
+  if (proto !== Object.prototype && proto !== null) return false;
+  seen.add(o);
+  for (const k in o) {
+    if (!Object.hasOwn(o, k)) continue;
+    const x = o[k];
+    if (x !== undefined && !isPlainJson(x, depth + 1, seen)) return false;
+  }
+  seen.delete(o);
+  return true;
 }
 
 /**
