@@ -64,12 +64,12 @@ export class ExecutorHost {
     });
   }
 
-  /** Start a child running `file` with these Node flags and environment. */
-  spawn(file: string, execArgv: string[], env: NodeJS.ProcessEnv): ExecutorHandle {
+  /** Start a child running `file` with these Node flags and environment, at `priority` (a nice value) if given. */
+  spawn(file: string, execArgv: string[], env: NodeJS.ProcessEnv, priority?: number): ExecutorHandle {
     const key = ++this.#key;
     const handle = new ExecutorHandle(this, key);
     this.#handles.set(key, handle);
-    this.command({ op: "spawn", key, file, execArgv, env });
+    this.command({ op: "spawn", key, file, execArgv, env, ...(priority === undefined ? {} : { priority }) });
     return handle;
   }
 

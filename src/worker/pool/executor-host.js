@@ -15,6 +15,7 @@
  * `ExecutorHandle` per child (`executor-handle.ts`). Messages: `host-protocol.ts`.
  */
 import { fork } from "node:child_process";
+import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 
 /** @typedef {import("./host-protocol.ts").HostCommand} HostCommand */
@@ -38,6 +39,13 @@ port.on("message", (/** @type {HostCommand} */ c) => {
     }
     const key = c.key;
     children.set(key, proc);
+    if (c.priority !== undefined && proc.pid) {
+      try {
+        setPriority(proc.pid, c.priority);
+      } catch {
+        // Not allowed here: it starts at the pool's priority.
+      }
+    }
     post({ ev: "spawned", key, pid: proc.pid ?? 0 });
     proc.on("message", (msg) => post({ ev: "message", key, msg }));
     proc.on("disconnect", () => post({ ev: "disconnect", key }));

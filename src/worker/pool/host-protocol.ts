@@ -5,7 +5,8 @@
 
 /** Pool to host. */
 export type HostCommand =
-  | { op: "spawn"; key: number; file: string; execArgv: string[]; env: NodeJS.ProcessEnv }
+  /** `priority`, when given, is the CPU priority (nice value) the child starts at. */
+  | { op: "spawn"; key: number; file: string; execArgv: string[]; env: NodeJS.ProcessEnv; priority?: number }
   /** Relay `msg` to the child; `sid`, when given, asks for a `send-failed` event on failure. */
   | { op: "send"; key: number; msg: unknown; sid?: number }
   | { op: "kill"; key: number; signal: NodeJS.Signals }

@@ -14,6 +14,7 @@
  * The children are started by a helper thread (`executor-host.js`), because
  * `fork()` stops the thread that calls it for 5 to 20 ms here.
  */
+import { getPriority, setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseDuration } from "../../core/duration.ts";
 import { Snooze } from "../../core/control.ts";
@@ -60,6 +61,8 @@ interface Child {
 
 /** How long an aborted handler may take to let go before its executor is replaced (it is killed only after killGrace). */
 const LET_GO_MS = 100;
+/** How many nice steps below the pool a child starts (until it is ready), so its start-up yields to running handlers. */
+const START_NICE = 10;
 /** Message ids remembered as suspects. */
 const MAX_SUSPECTS = 10_000;
 /** Wait before replacing a quarantine executor that died with nothing to run. */
@@ -98,6 +101,8 @@ export class ProcessPool implements Executor {
   #figures: NodeJS.Timeout | undefined;
   /** The thread that starts the children (see executor-host.js); made with the first child. */
   #host: ExecutorHost | undefined;
+  /** False once raising a child's priority back was refused. */
+  #canRenice = true;
 
   /** Report warnings and per-executor figures (`pool:executors`, once a second) on a Ferry's event stream. */
   attach(events: EventStream<FerryEvents>): void {
@@ -124,7 +129,8 @@ export class ProcessPool implements Executor {
 
   #spawn(quarantine = false): Child {
     this.#host ??= new ExecutorHost();
-    const proc = this.#host.spawn(CHILD, ["--import", TSX, ...(this.#options.execArgv ?? [])], { ...process.env, FERRY_POOL_APP: this.#options.app });
+    const lowered = this.#canRenice;
+    const proc = this.#host.spawn(CHILD, ["--import", TSX, ...(this.#options.execArgv ?? [])], { ...process.env, FERRY_POOL_APP: this.#options.app }, lowered ? Math.min(19, getPriority() + START_NICE) : undefined);
     this.spawned++;
     let ready!: () => void;
     let failed!: (e: Error) => void;
@@ -133,6 +139,7 @@ export class ProcessPool implements Executor {
     proc.on("spawn", (pid: number) => (child.pid = pid));
     proc.on("message", (m: FromChild) => {
       if (m.type === "ready") {
+        if (lowered) this.#restorePriority(child);
         child.isReady = true;
         ready();
         this.#refill();
@@ -144,6 +151,17 @@ export class ProcessPool implements Executor {
     proc.on("error", (err) => this.#warn("EXECUTOR_ERROR", `executor ${child.pid}: ${err.message}`));
     this.#children.add(child);
     return child;
+  }
+
+  /** A child starts below the pool's CPU priority (its start-up yields to running handlers) and gets it back once ready. */
+  #restorePriority(child: Child): void {
+    try {
+      setPriority(child.pid, getPriority());
+    } catch {
+      // Raising a priority back needs CAP_SYS_NICE (or RLIMIT_NICE): without it, children start at normal priority.
+      this.#canRenice = false;
+      this.#warn("EXECUTOR_PRIORITY", `executor ${child.pid} keeps its lower start-up CPU priority: this process may not raise it back; later executors start at normal priority`);
+    }
   }
 
   #warn(code: string, message: string): void {
