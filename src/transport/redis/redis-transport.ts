@@ -229,12 +229,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (count <= chunk) {
       // Every message is checked and encoded before anything is written, so a bad one stores nothing.
       for (let i = 0; i < count; i++) json[i] = encode(messages[i]!);
-      let reply: unknown[];
-      try {
-        reply = (await runScript(this.#client, "send", sendArgs(this.#head(), messages, json, 0, count))) as unknown[];
-      } catch (err) {
-        throw this.#wrap(err, "send");
-      }
+      const reply = await this.#run("send", sendArgs(this.#head(), messages, json, 0, count));
       const receipts: SendReceipt[] = new Array(count);
       applyReply(receipts, messages, 0, count, reply);
       return receipts;

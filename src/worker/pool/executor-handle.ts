@@ -26,13 +26,16 @@ export class ExecutorHandle extends EventEmitter {
     this.#key = key;
   }
 
-  /** Relay a message to the child; `onError` runs if it cannot be delivered. */
-  send(msg: unknown, onError?: (err: Error) => void): void {
-    if (!this.connected) {
-      onError?.(new Error("the executor is gone"));
-      return;
-    }
-    this.#host.command({ op: "send", key: this.#key, msg, ...(onError ? { sid: this.#host.onSendFailure(onError) } : {}) });
+  /**
+   * Relay a message to the child. A message it cannot take gets it killed (an `error`
+   * event says why), so its `exit` fails what it was running: a child the pool cannot
+   * talk to is of no use.
+   * @returns false when the channel was already closed (nothing was sent)
+   */
+  send(msg: unknown): boolean {
+    if (!this.connected) return false;
+    this.#host.command({ op: "send", key: this.#key, msg });
+    return true;
   }
 
   kill(signal: NodeJS.Signals = "SIGTERM"): void {
@@ -50,9 +53,7 @@ export class ExecutorHandle extends EventEmitter {
 export class ExecutorHost {
   readonly #worker: Worker;
   readonly #handles = new Map<number, ExecutorHandle>();
-  readonly #sendFailures = new Map<number, (err: Error) => void>();
   #key = 0;
-  #sid = 0;
   #terminated = false;
 
   constructor() {
@@ -78,15 +79,6 @@ export class ExecutorHost {
     if (!this.#terminated) this.#worker.postMessage(c);
   }
 
-  /** @internal Remember a send's failure callback; returns its id. */
-  onSendFailure(cb: (err: Error) => void): number {
-    const sid = ++this.#sid;
-    this.#sendFailures.set(sid, cb);
-    // Ids of sends that went through are dropped in bulk: a failure can only follow its send.
-    if (this.#sendFailures.size > 10_000) for (const id of [...this.#sendFailures.keys()].slice(0, 5_000)) this.#sendFailures.delete(id);
-    return sid;
-  }
-
   #onEvent(e: HostEvent): void {
     const h = this.#handles.get(e.key);
     if (!h) return;
@@ -104,12 +96,6 @@ export class ExecutorHost {
       case "error":
         h.emit("error", new Error(e.message));
         return;
-      case "send-failed": {
-        const cb = this.#sendFailures.get(e.sid);
-        this.#sendFailures.delete(e.sid);
-        cb?.(new Error(e.message));
-        return;
-      }
       case "exit":
         h.connected = false;
         this.#handles.delete(e.key);

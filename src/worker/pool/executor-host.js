@@ -58,14 +58,12 @@ port.on("message", (/** @type {HostCommand} */ c) => {
   }
   const proc = children.get(c.key);
   if (c.op === "send") {
-    const sid = c.sid;
-    /** @param {string} message */
-    const failed = (message) => {
-      if (sid !== undefined) post({ ev: "send-failed", key: c.key, sid, message });
-    };
-    if (!proc?.connected) return failed("the executor is gone");
+    if (!proc?.connected) return; // it is exiting: its exit event fails what it ran
+    const key = c.key;
     proc.send(/** @type {import("node:child_process").Serializable} */ (c.msg), (err) => {
-      if (err) failed(err.message);
+      if (!err) return;
+      post({ ev: "error", key, message: `could not hand it a message (${err.message}); killing it` });
+      proc.kill("SIGKILL");
     });
   } else if (c.op === "kill") {
     proc?.kill(c.signal);

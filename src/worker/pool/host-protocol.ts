@@ -7,8 +7,8 @@
 export type HostCommand =
   /** `priority`, when given, is the CPU priority (nice value) the child starts at. */
   | { op: "spawn"; key: number; file: string; execArgv: string[]; env: NodeJS.ProcessEnv; priority?: number }
-  /** Relay `msg` to the child; `sid`, when given, asks for a `send-failed` event on failure. */
-  | { op: "send"; key: number; msg: unknown; sid?: number }
+  /** Relay `msg` to the child; one that cannot take it is killed (an `error` event says why). */
+  | { op: "send"; key: number; msg: unknown }
   | { op: "kill"; key: number; signal: NodeJS.Signals }
   | { op: "disconnect"; key: number };
 
@@ -18,5 +18,4 @@ export type HostEvent =
   | { ev: "message"; key: number; msg: unknown }
   | { ev: "disconnect"; key: number }
   | { ev: "error"; key: number; message: string }
-  | { ev: "send-failed"; key: number; sid: number; message: string }
   | { ev: "exit"; key: number; code: number | null; signal: NodeJS.Signals | null };

@@ -351,9 +351,10 @@ export class ProcessPool implements Executor {
         if (controller.signal.aborted) return onAbort();
         controller.signal.addEventListener("abort", onAbort, { once: true });
         const ctxWire = { id: ctx.id, channel: ctx.channel, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, headers: { ...ctx.headers } };
-        picked.proc.send({ type: "run", rid, task: task.name, payload, ctx: ctxWire } satisfies ToChild, (err) => {
-          if (picked.inFlight.delete(rid)) reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: ${err.message}`));
-        });
+        // A child that cannot take the run is killed by the host, and its exit fails the run.
+        if (!picked.proc.send({ type: "run", rid, task: task.name, payload, ctx: ctxWire } satisfies ToChild) && picked.inFlight.delete(rid)) {
+          reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: it is gone`));
+        }
       });
     } finally {
       clearTimeout(timer);
