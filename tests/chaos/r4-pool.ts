@@ -81,6 +81,8 @@ export interface R4PoolResult {
   latency: Latency;
   /** Worker processes that died (must be 0: only executors may). */
   workerCrashes: number;
+  /** Why they died, with their last stderr lines. */
+  workerCrashLogs: Array<{ reason: string; stderr: string[] }>;
   /** Executors started in all, replacements included. */
   executorsSpawned: number;
   /** Worker warnings by code (`EXECUTOR_KILLED`, `UNHANDLED_REJECTION`, ...). */
@@ -202,6 +204,7 @@ export async function runR4Pool(options: R4PoolOptions): Promise<R4PoolResult> {
       check: check(history, ledger.rows("done"), mustComplete),
       latency: latencyOf(history, ledger, CHAOS_TASKS.noop),
       workerCrashes: s.crashes,
+      workerCrashLogs: s.crashLogs,
       executorsSpawned: s.executorsSpawned,
       warnings: s.warnings,
       drained,
@@ -240,6 +243,7 @@ export function describeR4Pool(r: R4PoolResult): string {
       `no-op latency p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (${l.count}); ${(r.elapsedMs / 1000).toFixed(1)} s`,
   ];
   if (r.poison) lines.push(`  no-op p99 by second sent: ${l.p99BySecond.join(" ")}`);
+  for (const crash of r.workerCrashLogs) lines.push(`  worker crash (${crash.reason}), its last stderr lines:`, ...crash.stderr.map((line) => `    ${line}`));
   for (const f of r.faults) lines.push(describeFault(f));
   return lines.join("\n");
 }

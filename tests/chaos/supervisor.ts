@@ -36,7 +36,12 @@ export interface SupervisorStats {
   startupMs: number[];
   /** Executor processes started by the workers' process pools, replacements included (reported at stop). */
   executorsSpawned: number;
+  /** The first crashes' reasons with the last lines the process (and its executors) wrote to stderr. */
+  crashLogs: Array<{ reason: string; stderr: string[] }>;
 }
+
+/** Lines of stderr kept per worker process for the crash log. */
+const TAIL_LINES = 80;
 
 interface Slot {
   spec: SlotSpec;
@@ -47,7 +52,7 @@ interface Slot {
 
 /** Runs and restarts a set of worker processes. */
 export class Supervisor {
-  readonly stats: SupervisorStats = { kills: 0, crashes: 0, restarts: 0, crashReasons: {}, warnings: {}, rejections: 0, leaseLost: 0, startupMs: [], executorsSpawned: 0 };
+  readonly stats: SupervisorStats = { kills: 0, crashes: 0, restarts: 0, crashReasons: {}, warnings: {}, rejections: 0, leaseLost: 0, startupMs: [], executorsSpawned: 0, crashLogs: [] };
   readonly #slots: Slot[];
   readonly #verbose: boolean;
   #stopping = false;
@@ -66,7 +71,13 @@ export class Supervisor {
   #spawn(slot: Slot): Promise<void> {
     const execArgv = ["--import", "tsx"];
     if (slot.spec.heapMb) execArgv.push(`--max-old-space-size=${slot.spec.heapMb}`);
-    const child = fork(WORKER, [JSON.stringify(slot.spec.config)], { execArgv, stdio: ["ignore", "ignore", this.#verbose ? "inherit" : "ignore", "ipc"] });
+    const child = fork(WORKER, [JSON.stringify(slot.spec.config)], { execArgv, stdio: ["ignore", "ignore", "pipe", "ipc"] });
+    const tail: string[] = [];
+    child.stderr!.setEncoding("utf8").on("data", (text: string) => {
+      if (this.#verbose) process.stderr.write(text);
+      tail.push(...text.split("\n").filter((l) => l.length > 0));
+      if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+    });
     if (this.#started++ >= this.#slots.length) this.stats.restarts++;
     slot.child = child;
     slot.killedOnPurpose = false;
@@ -96,6 +107,7 @@ export class Supervisor {
         this.stats.crashes++;
         const reason = signal ?? `exit ${code}`;
         this.stats.crashReasons[reason] = (this.stats.crashReasons[reason] ?? 0) + 1;
+        if (this.stats.crashLogs.length < 5) this.stats.crashLogs.push({ reason, stderr: tail }); // still filled until the pipe closes
       }
       void this.#spawn(slot);
     });

@@ -50,7 +50,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     this.#publisher = new Publisher(options);
     this.#receiver = new Receiver(options, this.#conn, this.#publisher, (expired) => this.#store?.requeue(expired.map(attemptOf)));
     if (options.runStore !== false) {
-      const store = (this.#store = new RunStore(options.runStore, options.prefix));
+      const store = (this.#store = new RunStore(options.runStore, options.prefix, { report: options.logger }));
       this.counts = async () => store.counts(Date.now());
       this.list = async (query) => store.list(query);
       this.get = async (id) => store.get(id);

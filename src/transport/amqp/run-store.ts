@@ -70,6 +70,9 @@ export interface StoredReceipt {
   deduplicated: boolean;
 }
 
+/** A write that failed off the caller's path (the file busy past its timeout) is tried again after this long. */
+const RETRY_MS = 200;
+
 /** Leases taken are written at most this long after (unless their outcome comes first). */
 export const START_FLUSH_MS = 200;
 
@@ -91,6 +94,14 @@ export interface FinishItem {
   error?: AttemptError;
 }
 
+/** Options of {@link RunStore}. */
+export interface RunStoreOptions {
+  /** Hears of writes that failed off the caller's path (what they held is kept and retried). */
+  report?: (message: string, details?: Record<string, unknown>) => void;
+  /** How long a write waits for another process holding the file. Default 5,000 ms. */
+  busyTimeoutMs?: number;
+}
+
 /** SQLite record of every message's run, scoped to one transport prefix. */
 export class RunStore {
   readonly path: string;
@@ -104,17 +115,21 @@ export class RunStore {
   #finished: FinishItem[] = [];
   #finishedAt: number[] = [];
   #flushScheduled = false;
+  /** A retry of outcomes whose write failed (another process held the file past the busy timeout). */
+  #retryTimer: NodeJS.Timeout | undefined;
+  readonly #report: (message: string, details?: Record<string, unknown>) => void;
 
   /** Open (and create) the store at `path`, for queues under prefix `ns`. */
-  constructor(path: string, ns: string) {
+  constructor(path: string, ns: string, options: RunStoreOptions = {}) {
     this.path = path;
     this.#ns = ns;
+    this.#report = options.report ?? (() => undefined);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     try {
       this.#db = new Database(path);
       this.#db.pragma("journal_mode = WAL");
       this.#db.pragma("synchronous = NORMAL");
-      this.#db.pragma("busy_timeout = 5000");
+      this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
       this.#db.exec(SCHEMA);
     } catch (err) {
       throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot open the AMQP run store at ${JSON.stringify(path)}: ${(err as Error).message}; set ?runStore= to a writable file or ?runStore=off`, { cause: err });
@@ -156,7 +171,7 @@ export class RunStore {
         if (holder === undefined) throw new FerryError("INVALID_MESSAGE", `message ${m.id} could not be recorded in the run store`);
         return { id: holder, deduplicated: true };
       }),
-    )();
+    ).immediate();
   }
 
   /** Forget rows of a send that failed, so that a retried send is not taken for a duplicate. */
@@ -164,14 +179,14 @@ export class RunStore {
     this.#writeFinished();
     this.#db.transaction(() => {
       for (const id of ids) this.#stmt.remove.run(id, this.#ns);
-    })();
+    }).immediate();
   }
 
   /** Note leases taken; written later, or folded into their outcome (see the file's header). */
   started(items: readonly StartItem[]): void {
     for (const item of items) this.#pending.set(item.id, item);
     if (this.#flushTimer === undefined && this.#pending.size > 0) {
-      this.#flushTimer = setTimeout(() => this.flush(), START_FLUSH_MS);
+      this.#flushTimer = setTimeout(() => this.#flushLater(), START_FLUSH_MS);
       this.#flushTimer.unref();
     }
   }
@@ -184,9 +199,26 @@ export class RunStore {
     if (this.#pending.size === 0 || !this.#db.open) return;
     const items = [...this.#pending.values()];
     this.#pending.clear();
-    this.#db.transaction(() => {
-      for (const item of items) this.#stmt.start.run(item.attempt, item.startedAt, item.id, this.#ns);
-    })();
+    try {
+      this.#db.transaction(() => {
+        for (const item of items) this.#stmt.start.run(item.attempt, item.startedAt, item.id, this.#ns);
+      }).immediate();
+    } catch (err) {
+      // Kept for the next flush, unless an outcome or a requeue came for them meanwhile (none can: this is synchronous).
+      for (const item of items) if (!this.#pending.has(item.id)) this.#pending.set(item.id, item);
+      throw err;
+    }
+  }
+
+  /** The timer's flush: a failure keeps what it could not write and tries again shortly, never throws. */
+  #flushLater(): void {
+    this.#flushTimer = undefined;
+    try {
+      this.flush();
+    } catch (err) {
+      this.#report(`could not write leases or outcomes to the run store (kept, retried in ${RETRY_MS} ms): ${(err as Error).message}`, { code: (err as { code?: string }).code });
+      this.#flushTimer ??= setTimeout(() => this.#flushLater(), RETRY_MS).unref();
+    }
   }
 
   /** Record completions, cancellations and dead letters (with their lease, when not written yet), within a tick. */
@@ -198,10 +230,24 @@ export class RunStore {
     }
     if (!this.#flushScheduled && this.#finished.length > 0) {
       this.#flushScheduled = true;
-      setImmediate(() => this.#writeFinished());
+      setImmediate(() => this.#writeFinishedLater());
     }
   }
 
+  /** The deferred write of outcomes: a failure keeps them and tries again shortly, never throws. */
+  #writeFinishedLater(): void {
+    try {
+      this.#writeFinished();
+    } catch (err) {
+      this.#report(`could not write ${this.#finished.length} outcomes to the run store (kept, retried in ${RETRY_MS} ms): ${(err as Error).message}`, { code: (err as { code?: string }).code });
+      this.#retryTimer ??= setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#writeFinishedLater();
+      }, RETRY_MS).unref();
+    }
+  }
+
+  /** Write the outcomes gathered so far; on failure they stay gathered and the error is thrown. */
   #writeFinished(): void {
     this.#flushScheduled = false;
     if (this.#finished.length === 0 || !this.#db.open) return;
@@ -209,6 +255,16 @@ export class RunStore {
     const at = this.#finishedAt;
     this.#finished = [];
     this.#finishedAt = [];
+    try {
+      this.#writeOutcomes(items, at);
+    } catch (err) {
+      this.#finished = items.concat(this.#finished);
+      this.#finishedAt = at.concat(this.#finishedAt);
+      throw err;
+    }
+  }
+
+  #writeOutcomes(items: readonly FinishItem[], at: readonly number[]): void {
     const s = this.#stmt;
     this.#db.transaction(() => {
       items.forEach((item, i) => {
@@ -221,7 +277,7 @@ export class RunStore {
           s.finish.run(item.state, item.result === undefined ? null : JSON.stringify(item.result), at[i], attempt, startedAt, item.id, this.#ns);
         }
       });
-    })();
+    }).immediate();
   }
 
   /** Record messages put back to waiting, due at `runAt`, with the attempts used so far. */
@@ -233,7 +289,7 @@ export class RunStore {
         const errors = this.#errors(item.id);
         this.#stmt.retry.run(item.runAt, item.attempt, JSON.stringify(item.error ? appendError(errors, item.error) : errors), item.id, this.#ns);
       }
-    })();
+    }).immediate();
   }
 
   /** Record leases that ended without an outcome (expired, connection lost, closed): waiting again, the attempt used. */
@@ -245,7 +301,7 @@ export class RunStore {
         this.#pending.delete(item.id);
         this.#stmt.requeue.run(item.attempt, item.id, this.#ns);
       }
-    })();
+    }).immediate();
   }
 
   /** Record a dead message replayed: waiting, due now, attempts reset. */
@@ -302,12 +358,13 @@ export class RunStore {
       let n = 0;
       for (const state of states) if (state !== "waiting" && state !== "active") n += this.#stmt.prune.run(this.#ns, state, before).changes;
       return n;
-    })();
+    }).immediate();
   }
 
   /** Close the file. Idempotent. */
   close(): void {
     if (!this.#db.open) return;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.flush();
     this.#db.close();
   }

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { createEnvelope, encodeEnvelope } from "../../core/envelope.ts";
+import { RunStore } from "./run-store.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("amqp run store shared with another process", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ferry-run-store-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("keeps outcomes it could not write while another connection held the file, reports it, and writes them later", async () => {
+    const path = join(dir, "runs.db");
+    const reports: Array<{ message: string; details?: Record<string, unknown> }> = [];
+    const store = new RunStore(path, "ns", { busyTimeoutMs: 50, report: (message, details) => reports.push({ message, ...(details ? { details } : {}) }) });
+    const messages = [0, 1, 2].map((n) => createEnvelope({ name: "t.run", channel: "c", payload: { n } }));
+    store.insert(messages, messages.map(encodeEnvelope));
+    store.started(messages.map((m) => ({ id: m.id, attempt: 1, startedAt: 1 })));
+
+    // Another process (here: another connection) holds the write lock past the busy timeout.
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    store.finish([{ id: messages[0]!.id, state: "completed", attempt: 1, startedAt: 1, result: { ok: true } }], 10);
+    store.finish([{ id: messages[1]!.id, state: "dead", attempt: 1, startedAt: 1, error: { code: "HANDLER_FAILED", message: "no", attempt: 1, at: 5 } }], 11);
+    await sleep(60); // the deferred write ran and failed: nothing thrown out of the timer
+    assert.ok(reports.length >= 1, "the failed write was reported");
+    assert.equal(reports[0]!.details?.code, "SQLITE_BUSY");
+    assert.match(reports[0]!.message, /kept, retried/);
+
+    other.exec("COMMIT");
+    other.close();
+    await sleep(400); // the retry (200 ms) writes them
+    const read = new Database(path, { readonly: true });
+    const rows = read.prepare("SELECT id, state, result, errors FROM ferry_amqp_runs ORDER BY id").all() as Array<{ id: string; state: string; result: string | null; errors: string | null }>;
+    read.close();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    assert.equal(byId.get(messages[0]!.id)?.state, "completed");
+    assert.deepEqual(JSON.parse(byId.get(messages[0]!.id)!.result!), { ok: true });
+    assert.equal(byId.get(messages[1]!.id)?.state, "dead");
+    assert.equal(JSON.parse(byId.get(messages[1]!.id)!.errors!)[0].code, "HANDLER_FAILED");
+    // The third lease had no outcome: the lease flush wrote it as active once the file was free.
+    assert.equal(byId.get(messages[2]!.id)?.state, "active");
+    store.close();
+  });
+
+  it("throws a write failure to the caller on its own path and keeps the outcomes gathered before it", () => {
+    const path = join(dir, "runs-sync.db");
+    const store = new RunStore(path, "ns", { busyTimeoutMs: 20 });
+    const m = createEnvelope({ name: "t.run", channel: "c", payload: {} });
+    store.insert([m], [encodeEnvelope(m)]);
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    store.finish([{ id: m.id, state: "completed", attempt: 1, startedAt: 1 }], 10);
+    assert.throws(() => store.get(m.id), (err: Error & { code?: string }) => err.code === "SQLITE_BUSY");
+    other.exec("ROLLBACK");
+    other.close();
+    assert.equal(store.get(m.id)?.state, "completed", "the outcome was kept and written by the next call");
+    store.close();
+  });
+});
