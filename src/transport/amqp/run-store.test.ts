@@ -61,4 +61,26 @@ describe("amqp run store shared with another process", () => {
     assert.equal(store.get(m.id)?.state, "completed", "the outcome was kept and written by the next call");
     store.close();
   });
+  it("records ended leases from a timer or connection event without throwing, once the file is free", async () => {
+    const path = join(dir, "runs-requeue.db");
+    const reports: string[] = [];
+    const store = new RunStore(path, "ns", { busyTimeoutMs: 20, report: (message) => reports.push(message) });
+    const m = createEnvelope({ name: "t.run", channel: "c", payload: {} });
+    store.insert([m], [encodeEnvelope(m)]);
+    store.started([{ id: m.id, attempt: 1, startedAt: 1 }]);
+    store.flush();
+    assert.equal(store.get(m.id)?.state, "active");
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    assert.doesNotThrow(() => store.requeue([{ id: m.id, attempt: 1 }]));
+    assert.equal(reports.length, 1);
+    assert.match(reports[0]!, /could not record 1 ended leases .*retried in 200 ms/);
+    other.exec("ROLLBACK");
+    other.close();
+    await sleep(300);
+    const record = store.get(m.id);
+    assert.equal(record?.state, "waiting");
+    assert.equal(record?.message.attempt, 1);
+    store.close();
+  });
 });

@@ -72,6 +72,8 @@ export interface StoredReceipt {
 
 /** A write that failed off the caller's path (the file busy past its timeout) is tried again after this long. */
 const RETRY_MS = 200;
+/** Writes of ended leases tried before the record is left as it was. */
+const REQUEUE_TRIES = 5;
 
 /** Leases taken are written at most this long after (unless their outcome comes first). */
 export const START_FLUSH_MS = 200;
@@ -292,16 +294,27 @@ export class RunStore {
     }).immediate();
   }
 
-  /** Record leases that ended without an outcome (expired, connection lost, closed): waiting again, the attempt used. */
-  requeue(items: readonly { id: string; attempt: number }[]): void {
+  /**
+   * Record leases that ended without an outcome (expired, connection lost, closed): waiting again,
+   * the attempt used. Called from timers and connection events, so it never throws: a failed write
+   * is reported and tried again shortly, {@link REQUEUE_TRIES} times in all (the broker, not this
+   * record, decides delivery; a record left `active` is corrected by the message's next outcome).
+   */
+  requeue(items: readonly { id: string; attempt: number }[], tries = 1): void {
     if (items.length === 0 || !this.#db.open) return;
-    this.#writeFinished();
-    this.#db.transaction(() => {
-      for (const item of items) {
-        this.#pending.delete(item.id);
-        this.#stmt.requeue.run(item.attempt, item.id, this.#ns);
-      }
-    }).immediate();
+    try {
+      this.#writeFinished();
+      this.#db.transaction(() => {
+        for (const item of items) {
+          this.#pending.delete(item.id);
+          this.#stmt.requeue.run(item.attempt, item.id, this.#ns);
+        }
+      }).immediate();
+    } catch (err) {
+      const again = tries < REQUEUE_TRIES;
+      this.#report(`could not record ${items.length} ended leases in the run store (${again ? `retried in ${RETRY_MS} ms` : "left as active until their next outcome"}): ${(err as Error).message}`, { code: (err as { code?: string }).code });
+      if (again) setTimeout(() => this.requeue(items, tries + 1), RETRY_MS).unref();
+    }
   }
 
   /** Record a dead message replayed: waiting, due now, attempts reset. */
