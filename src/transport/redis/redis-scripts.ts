@@ -6,7 +6,7 @@
  * so scripts survive a Redis restart without a reload step of our own.
  */
 import { readFileSync } from "node:fs";
-import type { Redis, ChainableCommander } from "ioredis";
+import type { Redis } from "ioredis";
 
 /** The names of the scripts, as files in `lua/` (without `.lua`). */
 export const SCRIPT_NAMES = ["send", "receive", "ack", "retry", "dead", "extend", "replay", "discard", "prune", "counts"] as const;
@@ -78,9 +78,4 @@ type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 /** Run a script on a client with its ARGV (the prefix first). */
 export function runScript(client: Redis, name: ScriptName, args: (string | number)[]): Promise<unknown> {
   return ((client as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn).apply(client, args);
-}
-
-/** Queue a script on a pipeline or MULTI with its ARGV (the prefix first). */
-export function queueScript(chain: ChainableCommander, name: ScriptName, args: (string | number)[]): void {
-  ((chain as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn).apply(chain, args);
 }

@@ -6,8 +6,8 @@
  * A token pushed while nobody is blocked stays in the list, so a receiver that
  * was between its receive script and its BLPOP still wakes at once.
  *
- * The receive script is pipelined right behind the BLPOP on the same
- * connection. Redis runs a client's commands in order and holds the second
+ * The receive script is sent right behind the BLPOP on the same
+ * connection, in the same write. Redis runs a client's commands in order and holds the second
  * until the first unblocks, so the script runs the moment the receiver wakes,
  * and the deliveries come back with the wake-up: no second round trip.
  *
@@ -22,7 +22,7 @@
 import type { Redis } from "ioredis";
 import { ConnectionMonitor } from "./redis-health.ts";
 import type { WarningHandler } from "./redis-options.ts";
-import { defineScripts, queueScript } from "./redis-scripts.ts";
+import { defineScripts, runScript } from "./redis-scripts.ts";
 
 /** How often an unblock that found no blocked command is tried again (1 ms apart). */
 const UNBLOCK_RETRIES = 20;
@@ -130,18 +130,28 @@ export class BlockingWaiter {
     const result: WaitResult = { ok: true };
     try {
       const keys = channels.map((ch) => `${this.prefix}:n:${ch}`);
-      const pipe = conn.pipeline();
+      // Both commands go out in one write (the socket corked while ioredis writes them), without
+      // an ioredis Pipeline: building one per wait allocates a few KB (a copy of every command
+      // method), and at hundreds of wake-ups a second that garbage shows up as GC pauses in the tail.
+      const stream = conn.status === "ready" ? conn.stream : undefined;
+      stream?.cork();
       // BLPOP takes seconds as a decimal; 0 would mean forever.
-      pipe.blpop(...keys, Math.max(ms, 1) / 1000);
-      queueScript(pipe, "receive", receiveArgs);
-      const replies = await Promise.race([pipe.exec(), closed]);
+      const blocked = conn.blpop(...keys, Math.max(ms, 1) / 1000).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const received = runScript(conn, "receive", receiveArgs).then(
+        (reply) => reply,
+        () => undefined,
+      );
+      stream?.uncork();
+      const replies = await Promise.race([Promise.all([blocked, received]), closed]);
       if (!replies) {
         result.ok = false;
       } else {
-        const [blockErr] = replies[0] ?? [null];
-        const [scriptErr, reply] = replies[1] ?? [null, undefined];
+        const [blockErr, reply] = replies;
         if (blockErr) throw blockErr;
-        if (!scriptErr && Array.isArray(reply)) result.reply = reply;
+        if (Array.isArray(reply)) result.reply = reply;
       }
     } catch (err) {
       // A cut connection or an abort: the caller runs its receive script again.
