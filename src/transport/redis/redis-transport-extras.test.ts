@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
+import { VirtualClock } from "../../core/clock.ts";
 import { createEnvelope, type Envelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
@@ -243,6 +244,22 @@ describe("redis transport: beyond conformance", { skip }, () => {
     const got = await t.receive({ channels: ["due"], max: 10, leaseMs: 30_000, waitMs: 5000 });
     assert.deepEqual(got.map((d) => d.message.id), [m.id]);
     assert.ok((await unblocks()) > before, "the wait was ended by CLIENT UNBLOCK from the command connection");
+  });
+
+  it("a message sent without a delay is due on arrival, even when the server's clock is behind the sender's; a delayed one waits for the server's clock", async () => {
+    // The server's "now" (the test clock) is 60 s behind the clock the messages were made with.
+    const made = Date.now();
+    const clock = new VirtualClock(made - 60_000);
+    const t = await transport(`${base}-skew`, { clock });
+    const undelayed = createEnvelope({ name: "redis.test", channel: "skew", payload: 1 }, made);
+    const delayed = createEnvelope({ name: "redis.test", channel: "skew", payload: 2, runAt: made + 10 }, made);
+    await t.send([undelayed, delayed]);
+    const got = await t.receive({ channels: ["skew"], max: 10, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(got.map((d) => d.message.id), [undelayed.id], "only the message sent without a delay");
+    assert.deepEqual(await t.ack(got.map((d) => ({ id: d.message.id, token: d.token }))), [true]);
+    await clock.advance(60_011);
+    const later = await t.receive({ channels: ["skew"], max: 10, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(later.map((d) => d.message.id), [delayed.id], "the delayed one once the server's clock passes its runAt");
   });
 
   it("priority wins across channels and over older messages; a due delayed message takes its place", async () => {

@@ -97,14 +97,18 @@ function sendArgs(head: string, messages: readonly Envelope[], json: readonly st
   let runAt = NaN;
   let priority = NaN;
   let dk: string | null | undefined;
+  let undelayed = false;
   for (let i = start; i < end; i++) {
     const m = messages[i]!;
-    if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk) {
+    // Sent without a delay: due on arrival, whatever the server's clock says ("!": no TIME read).
+    const now = m.runAt <= m.createdAt;
+    if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk || now !== undelayed) {
       ch = m.channel;
       runAt = m.runAt;
       priority = m.priority;
       dk = m.dedupKey;
-      args.push("|", ch, String(runAt), readyScore(priority, runAt), dk ?? "");
+      undelayed = now;
+      args.push(now ? "!" : "|", ch, String(runAt), readyScore(priority, runAt), dk ?? "");
     }
     args.push(m.id, json[i]!);
   }

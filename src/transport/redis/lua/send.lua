@@ -1,16 +1,18 @@
 -- send.lua: store new messages (one call per batch, atomic).
 -- KEYS: none (derived from the prefix).
 -- ARGV[1] prefix; then, in order, header arguments and messages:
---   a header: five arguments, '|', channel, runAt (ms), ready score, dedupKey ('' for none);
+--   a header: five arguments, '|' or '!', channel, runAt (ms), ready score, dedupKey ('' for none);
 --     it applies to the messages after it, up to the next header (the client writes one only
 --     when one of these changes, so a batch of one task costs two arguments per message).
+--     '!' marks messages sent without a delay (runAt not after their createdAt): due on
+--     arrival, so the script reads the server's TIME only for a '|' header.
 --     The ready score is (1000 - priority) * 2^42 + floor(runAt), as integer text (computed by
---     the client, where it is cheap). Message ids never start with '|'.
+--     the client, where it is cheap). Message ids never start with '|' or '!'.
 --   a message: two arguments, its id and its envelope JSON.
 -- Returns: only the messages not stored, as pairs: index (1-based, in this call), then the id
 -- of the live message already holding its dedupKey, or its own id when that id is already
 -- stored. Empty when every message was stored (no reply string per stored message).
-local now = now_ms()
+local now -- the server's time, read for the first '|' header only
 local out = {}
 local touched = {}
 local dedup_key = P .. ':dedup'
@@ -22,9 +24,14 @@ local b = 2
 local last = #ARGV
 while b <= last do
   local id = ARGV[b]
-  if id == '|' then -- a header: channel, runAt, score, dedupKey
+  if id == '|' or id == '!' then -- a header: channel, runAt, score, dedupKey
     ch, run_at, score, dk = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-    due = tonumber(run_at) <= now
+    if id == '!' then
+      due = true
+    else
+      now = now or now_ms()
+      due = tonumber(run_at) <= now
+    end
     if due then zkey, zscore = P .. ':r:' .. ch, score else zkey, zscore = P .. ':d:' .. ch, run_at end
     b = b + 5
   else
