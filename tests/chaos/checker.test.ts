@@ -1,15 +1,17 @@
 /**
  * The checker can fail: a lost job, an unexpected run and a duplicate are each
- * found when planted in a real ledger file.
+ * found when planted in a real ledger file; R4 fails when poison was never sent.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import type { FaultKind } from "./chaos-tasks.ts";
 import { check } from "./checker.ts";
 import { EnqueueHistory } from "./history.ts";
 import { Ledger } from "./ledger.ts";
+import { r4ChecksPass, type FaultOutcome, type R4Result } from "./r4-faults.ts";
 
 describe("chaos checker", () => {
   it("finds lost, unexpected and duplicate runs, and owes nothing for failed sends", async () => {
@@ -43,5 +45,17 @@ describe("chaos checker", () => {
       ledger.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("R4 fails a run whose poison messages of one kind were never sent, instead of passing it with nothing to check", () => {
+    const fault = (kind: FaultKind, messages: number): FaultOutcome => ({ kind, messages, dead: messages, deadAtN: messages, runs: messages * 3, maxAttemptRun: messages > 0 ? 3 : 0, finalCodes: {}, finalAttempts: {} });
+    const clean = { acked: 10, failedSends: 0, lost: 0, lostIds: [], unexpected: 0, duplicates: 0, extraRuns: 0, ranAfterFailedSend: 0 };
+    const run = (exitMessages: number, sendErrors: Record<string, number> = {}): R4Result => ({
+      transport: "sqlite", attempts: 3, poison: 2, faults: [fault("throw", 2), fault("exit", exitMessages)], sendErrors, check: clean,
+      crashes: 0, crashReasons: {}, rejectionsCaught: 0, drained: true, elapsedMs: 1, throughput: 1,
+    });
+    assert.equal(r4ChecksPass(run(2)), true);
+    assert.equal(r4ChecksPass(run(0, { "connection lost": 2 })), false, "a kind with no message sent");
+    assert.equal(r4ChecksPass(run(1, { "connection lost": 1 })), false, "a kind short of messages");
   });
 });

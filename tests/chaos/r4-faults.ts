@@ -68,7 +68,11 @@ export interface FaultOutcome {
 export interface R4Result {
   transport: string;
   attempts: number;
+  /** Poison messages sent per fault kind. */
+  poison: number;
   faults: FaultOutcome[];
+  /** Sends that failed, by error message (none expected: R4 injects no broker faults). */
+  sendErrors: Record<string, number>;
   /** No-op and unhandled-rejection jobs: the ones that must complete. */
   check: CheckResult;
   crashes: number;
@@ -140,7 +144,9 @@ export async function runR4(options: R4Options): Promise<R4Result> {
     return {
       transport: options.target.name,
       attempts,
+      poison,
       faults,
+      sendErrors: sendErrors(history),
       check: result,
       crashes: s.crashes,
       crashReasons: s.crashReasons,
@@ -185,6 +191,22 @@ export async function faultOutcomes(transport: Transport, ledger: Ledger, poison
   return faults;
 }
 
+/** Failed sends of a run, counted by error message. */
+export function sendErrors(history: EnqueueHistory): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of history.entries()) if (e.state === "failed") out[e.error ?? "unknown"] = (out[e.error ?? "unknown"] ?? 0) + 1;
+  return out;
+}
+
+/**
+ * True when R4 kept its promises: nothing lost or unexpected, every poison message
+ * of every kind sent (a kind whose sends failed proves nothing), dead after exactly N
+ * attempts as recorded, and no attempt past N run.
+ */
+export function r4ChecksPass(r: R4Result): boolean {
+  return r.check.lost === 0 && r.check.unexpected === 0 && r.faults.every((f) => f.messages === r.poison && f.dead === f.messages && f.deadAtN === f.messages && f.maxAttemptRun <= r.attempts);
+}
+
 /** Lines summing up an R4 result. */
 export function describeR4(r: R4Result): string {
   const c = r.check;
@@ -192,6 +214,7 @@ export function describeR4(r: R4Result): string {
     `R4 ${r.transport}: N=${r.attempts}, ${c.acked} jobs that must complete: lost ${c.lost}, unexpected ${c.unexpected}, duplicates ${c.duplicates}; ` +
       `${r.drained ? "" : "NOT DRAINED (unfinished jobs count as lost above; they may still be queued), "}crashes ${r.crashes} ${JSON.stringify(r.crashReasons)}, rejections caught ${r.rejectionsCaught}, drained ${r.drained} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.throughput}/s`,
   ];
+  if (Object.keys(r.sendErrors).length > 0) lines.push(`  FAILED SENDS: ${JSON.stringify(r.sendErrors)}`);
   for (const f of r.faults) lines.push(describeFault(f));
   return lines.join("\n");
 }

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { describeR4Pool, R4_POOL_CHANNEL, runR4Pool } from "./r4-pool.ts";
+import { describeR4Pool, poolChecksPass, R4_POOL_CHANNEL, runR4Pool } from "./r4-pool.ts";
 import { makeTarget } from "./targets.ts";
 
 describe("R4 through the executor process pool on SQLite", () => {
@@ -25,6 +25,8 @@ describe("R4 through the executor process pool on SQLite", () => {
       assert.equal(r.check.unexpected, 0);
       assert.equal(r.check.acked, 300 + 5);
       assert.equal(r.workerCrashes, 0, "only executors die, never the worker process");
+      assert.deepEqual(r.sendErrors, {}, "every send was stored");
+      assert.ok(poolChecksPass(r), "the pool run kept every promise it checks");
       for (const f of r.faults) {
         assert.equal(f.dead, f.messages, `${f.kind}: every poison message is dead`);
         assert.equal(f.deadAtN, f.messages, `${f.kind}: the last failure recorded is attempt N=${r.attempts}`);

@@ -19,7 +19,7 @@ import { check, type CheckResult } from "./checker.ts";
 import { EnqueueHistory } from "./history.ts";
 import { Ledger } from "./ledger.ts";
 import { produce } from "./producer.ts";
-import { exactlyN, describeFault, faultOutcomes, type FaultOutcome } from "./r4-faults.ts";
+import { exactlyN, describeFault, faultOutcomes, sendErrors, type FaultOutcome } from "./r4-faults.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { Target } from "./targets.ts";
 
@@ -72,10 +72,14 @@ export interface R4PoolResult {
   transport: string;
   poison: boolean;
   attempts: number;
+  /** Poison messages sent per fault kind (0 in the undisturbed run). */
+  perKind: number;
   rate: number;
   workers: number;
   processes: number;
   faults: FaultOutcome[];
+  /** Sends that failed, by error message (none expected). */
+  sendErrors: Record<string, number>;
   /** No-op and unhandled-rejection jobs: the ones that must complete. */
   check: CheckResult;
   latency: Latency;
@@ -197,10 +201,12 @@ export async function runR4Pool(options: R4PoolOptions): Promise<R4PoolResult> {
       transport: options.target.name,
       poison: options.poison,
       attempts,
+      perKind: options.poison ? (options.perKind ?? 2) : 0,
       rate,
       workers,
       processes,
       faults: await faultOutcomes(transport, ledger, poisonIds, attempts),
+      sendErrors: sendErrors(history),
       check: check(history, ledger.rows("done"), mustComplete),
       latency: latencyOf(history, ledger, CHAOS_TASKS.noop),
       workerCrashes: s.crashes,
@@ -230,7 +236,8 @@ export function latencyRatio(pair: R4PoolPair): number {
 
 /** True when the poison run kept every promise except latency (which is reported, not asserted here). */
 export function poolChecksPass(r: R4PoolResult): boolean {
-  return r.drained && r.check.lost === 0 && r.check.unexpected === 0 && r.workerCrashes === 0 && exactlyN(r.faults, r.attempts);
+  const allSent = r.faults.every((f) => f.messages === r.perKind) && Object.keys(r.sendErrors).length === 0;
+  return allSent && r.drained && r.check.lost === 0 && r.check.unexpected === 0 && r.workerCrashes === 0 && exactlyN(r.faults, r.attempts);
 }
 
 /** Lines summing up one run. */
@@ -243,6 +250,7 @@ export function describeR4Pool(r: R4PoolResult): string {
       `no-op latency p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (${l.count}); ${(r.elapsedMs / 1000).toFixed(1)} s`,
   ];
   if (r.poison) lines.push(`  no-op p99 by second sent: ${l.p99BySecond.join(" ")}`);
+  if (Object.keys(r.sendErrors).length > 0) lines.push(`  FAILED SENDS: ${JSON.stringify(r.sendErrors)}`);
   for (const crash of r.workerCrashLogs) lines.push(`  worker crash (${crash.reason}), its last stderr lines:`, ...crash.stderr.map((line) => `    ${line}`));
   for (const f of r.faults) lines.push(describeFault(f));
   return lines.join("\n");

@@ -20,6 +20,8 @@ describe("R4 handler faults on SQLite", () => {
       assert.equal(r.check.lost, 0, `lost ${r.check.lostIds.join(", ")}`);
       assert.equal(r.check.unexpected, 0);
       assert.equal(r.check.acked, 610);
+      assert.deepEqual(r.sendErrors, {}, "every send was stored");
+      assert.ok(r.faults.every((f) => f.messages === 2), "every poison message was sent");
       for (const f of r.faults) {
         assert.equal(f.dead, f.messages, `${f.kind}: every poison message is dead`);
         assert.equal(f.deadAtN, f.messages, `${f.kind}: the last failure recorded is attempt N=${r.attempts}`);

@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "../../src/index.ts";
 import { describeR1, runR1, type R1Result } from "./r1-soak.ts";
 import { describeR2, runR2, type R2Result } from "./r2-broker.ts";
-import { describeR4, runR4, type R4Result } from "./r4-faults.ts";
+import { describeR4, r4ChecksPass, runR4, type R4Result } from "./r4-faults.ts";
 import { describeR4Pool, latencyRatio, poolChecksPass, R4_POOL_CHANNEL, runR4Pool, type R4PoolPair } from "./r4-pool.ts";
 import { makeTarget, TARGET_NAMES, targetSkipReason, type TargetName } from "./targets.ts";
 
@@ -143,7 +143,7 @@ for (const name of chosen as TargetName[]) {
       runR4({ target, jobs: quick ? 1000 : 5000, poison: 3, attempts: 3, workers: 2, concurrency, guardRejections: !values["no-rejection-guard"], verbose }),
     );
     console.log(describeR4(r4));
-    if (r4.check.lost > 0 || r4.check.unexpected > 0 || r4.faults.some((f) => f.dead !== f.messages || f.deadAtN !== f.messages || f.maxAttemptRun > r4.attempts)) {
+    if (!r4ChecksPass(r4)) {
       failures++;
       console.log("   FAIL: see above");
     }
