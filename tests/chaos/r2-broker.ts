@@ -20,7 +20,11 @@ import type { Target } from "./targets.ts";
 export interface R2Options {
   target: Target;
   mode?: "proxy" | "restart";
-  /** Jobs. Default 20,000. */
+  /**
+   * Jobs. Default: through the proxy, as many as a run long enough for every kind of fault
+   * to hit once (a fixed count finished before the first fault on a fast transport); on a
+   * restart, 20,000.
+   */
   jobs?: number;
   /** Worker processes. Default 2. */
   workers?: number;
@@ -127,9 +131,15 @@ export async function runR2(options: R2Options): Promise<R2Result> {
     }
     const workers = options.workers ?? 2;
     const concurrency = options.concurrency ?? 8;
+    const faultEveryMs = options.faultEveryMs ?? 3000;
+    // Each proxy fault holds for up to 3 s and waits up to 30 s for the workers to resume; the
+    // run sends for long enough that every kind comes round once (resumption takes well under
+    // a second when nothing is wrong).
+    const sized = options.jobs === undefined && mode === "proxy" ? { durationMs: injectors.length * (faultEveryMs + 4000) + faultEveryMs } : {};
     const soak = await runR1({
       target,
       jobs: options.jobs ?? 20_000,
+      ...sized,
       workers,
       concurrency,
       killEveryMs: options.killEveryMs ?? 0,
@@ -141,7 +151,7 @@ export async function runR2(options: R2Options): Promise<R2Result> {
         const progress = mode === "proxy" ? () => doneCountOf(0) : doneCount;
         loop = (async () => {
           for (let i = 0; !stop.signal.aborted; i++) {
-            await sleep(options.faultEveryMs ?? 3000);
+            await sleep(faultEveryMs);
             if (stop.signal.aborted) break;
             const slack = mode === "proxy" ? concurrency : workers * concurrency;
             const record = await injectors[i % injectors.length]!(progress, stop.signal, slack);
