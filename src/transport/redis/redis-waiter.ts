@@ -134,17 +134,22 @@ export class BlockingWaiter {
       // an ioredis Pipeline: building one per wait allocates a few KB (a copy of every command
       // method), and at hundreds of wake-ups a second that garbage shows up as GC pauses in the tail.
       const stream = conn.status === "ready" ? conn.stream : undefined;
+      let blocked: Promise<unknown>;
+      let received: Promise<unknown>;
       stream?.cork();
-      // BLPOP takes seconds as a decimal; 0 would mean forever.
-      const blocked = conn.blpop(...keys, Math.max(ms, 1) / 1000).then(
-        () => undefined,
-        (err: unknown) => err,
-      );
-      const received = runScript(conn, "receive", receiveArgs).then(
-        (reply) => reply,
-        () => undefined,
-      );
-      stream?.uncork();
+      try {
+        // BLPOP takes seconds as a decimal; 0 would mean forever.
+        blocked = conn.blpop(...keys, Math.max(ms, 1) / 1000).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        received = runScript(conn, "receive", receiveArgs).then(
+          (reply) => reply,
+          () => undefined,
+        );
+      } finally {
+        stream?.uncork();
+      }
       const replies = await Promise.race([Promise.all([blocked, received]), closed]);
       if (!replies) {
         result.ok = false;
