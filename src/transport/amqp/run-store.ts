@@ -117,8 +117,6 @@ export class RunStore {
   #finished: FinishItem[] = [];
   #finishedAt: number[] = [];
   #flushScheduled = false;
-  /** A retry of outcomes whose write failed (another process held the file past the busy timeout). */
-  #retryTimer: NodeJS.Timeout | undefined;
   readonly #report: (message: string, details?: Record<string, unknown>) => void;
 
   /** Open (and create) the store at `path`, for queues under prefix `ns`. */
@@ -206,8 +204,9 @@ export class RunStore {
         for (const item of items) this.#stmt.start.run(item.attempt, item.startedAt, item.id, this.#ns);
       }).immediate();
     } catch (err) {
-      // Kept for the next flush, unless an outcome or a requeue came for them meanwhile (none can: this is synchronous).
-      for (const item of items) if (!this.#pending.has(item.id)) this.#pending.set(item.id, item);
+      // Kept, and written by the next flush.
+      for (const item of items) this.#pending.set(item.id, item);
+      this.#flushTimer ??= setTimeout(() => this.#flushLater(), RETRY_MS).unref();
       throw err;
     }
   }
@@ -242,10 +241,8 @@ export class RunStore {
       this.#writeFinished();
     } catch (err) {
       this.#report(`could not write ${this.#finished.length} outcomes to the run store (kept, retried in ${RETRY_MS} ms): ${(err as Error).message}`, { code: (err as { code?: string }).code });
-      this.#retryTimer ??= setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.#writeFinishedLater();
-      }, RETRY_MS).unref();
+      // The lease flush writes outcomes first: the retry is the next flush, whichever comes first.
+      this.#flushTimer ??= setTimeout(() => this.#flushLater(), RETRY_MS).unref();
     }
   }
 
@@ -377,7 +374,6 @@ export class RunStore {
   /** Close the file. Idempotent. */
   close(): void {
     if (!this.#db.open) return;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.flush();
     this.#db.close();
   }

@@ -101,14 +101,14 @@ function sendArgs(head: string, messages: readonly Envelope[], json: readonly st
   for (let i = start; i < end; i++) {
     const m = messages[i]!;
     // Sent without a delay: due on arrival, whatever the server's clock says ("!": no TIME read).
-    const now = m.runAt <= m.createdAt;
-    if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk || now !== undelayed) {
+    const onArrival = m.runAt <= m.createdAt;
+    if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk || onArrival !== undelayed) {
       ch = m.channel;
       runAt = m.runAt;
       priority = m.priority;
       dk = m.dedupKey;
-      undelayed = now;
-      args.push(now ? "!" : "|", ch, String(runAt), readyScore(priority, runAt), dk ?? "");
+      undelayed = onArrival;
+      args.push(onArrival ? "!" : "|", ch, String(runAt), readyScore(priority, runAt), dk ?? "");
     }
     args.push(m.id, json[i]!);
   }

@@ -2,7 +2,7 @@
  * The pool's side of its executor host thread (`executor-host.js`): one
  * {@link ExecutorHost} per pool, one {@link ExecutorHandle} per executor child.
  * A handle offers the part of `ChildProcess` the pool uses (`send`, `kill`,
- * `disconnect`, `connected`, `pid`, and the `spawn`, `message`, `exit` and `error` events),
+ * `disconnect`, `connected`, `pid`, and the `message`, `exit` and `error` events),
  * so starting a child never blocks the pool's own thread.
  */
 import { EventEmitter } from "node:events";
@@ -85,7 +85,6 @@ export class ExecutorHost {
     switch (e.ev) {
       case "spawned":
         h.pid = e.pid;
-        h.emit("spawn", e.pid);
         return;
       case "message":
         h.emit("message", e.msg);

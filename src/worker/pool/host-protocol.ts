@@ -1,6 +1,6 @@
 /**
  * The messages between the process pool (main thread) and its executor host
- * thread (`executor-host.ts`). `key` names one executor child for its whole life.
+ * thread (`executor-host.js`). `key` names one executor child for its whole life.
  */
 
 /** Pool to host. */

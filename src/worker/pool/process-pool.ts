@@ -43,7 +43,6 @@ interface InFlight {
 
 interface Child {
   proc: ExecutorHandle;
-  pid: number;
   ready: Promise<void>;
   inFlight: Map<number, InFlight>;
   isReady: boolean;
@@ -134,9 +133,8 @@ export class ProcessPool implements Executor {
     this.spawned++;
     let ready!: () => void;
     let failed!: (e: Error) => void;
-    const child: Child = { proc, pid: 0, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false, quarantine, spare: !quarantine };
+    const child: Child = { proc, ready: new Promise<void>((res, rej) => ((ready = res), (failed = rej))), inFlight: new Map(), isReady: false, load: 0, tasksDone: 0, rss: 0, retiring: false, exited: false, quarantine, spare: !quarantine };
     child.ready.catch(() => undefined);
-    proc.on("spawn", (pid: number) => (child.pid = pid));
     proc.on("message", (m: FromChild) => {
       if (m.type === "ready") {
         if (lowered) this.#restorePriority(child);
@@ -144,11 +142,11 @@ export class ProcessPool implements Executor {
         ready();
         this.#refill();
       } else if (m.type === "fatal") failed(new FerryError("CONFIG_INVALID", m.message));
-      else if (m.type === "warning") this.#warn(m.code, `executor ${child.pid}: ${m.message}`);
+      else if (m.type === "warning") this.#warn(m.code, `executor ${child.proc.pid}: ${m.message}`);
       else if (m.type === "result") this.#onResult(child, m);
     });
     proc.on("exit", (code, signal) => this.#onExit(child, code, signal, failed));
-    proc.on("error", (err) => this.#warn("EXECUTOR_ERROR", `executor ${child.pid}: ${err.message}`));
+    proc.on("error", (err) => this.#warn("EXECUTOR_ERROR", `executor ${child.proc.pid}: ${err.message}`));
     this.#children.add(child);
     return child;
   }
@@ -156,11 +154,11 @@ export class ProcessPool implements Executor {
   /** A child starts below the pool's CPU priority (its start-up yields to running handlers) and gets it back once ready. */
   #restorePriority(child: Child): void {
     try {
-      setPriority(child.pid, getPriority());
+      setPriority(child.proc.pid, getPriority());
     } catch {
       // Raising a priority back needs CAP_SYS_NICE (or RLIMIT_NICE): without it, children start at normal priority.
       this.#canRenice = false;
-      this.#warn("EXECUTOR_PRIORITY", `executor ${child.pid} keeps its lower start-up CPU priority: this process may not raise it back; later executors start at normal priority`);
+      this.#warn("EXECUTOR_PRIORITY", `executor ${child.proc.pid} keeps its lower start-up CPU priority: this process may not raise it back; later executors start at normal priority`);
     }
   }
 
@@ -212,7 +210,7 @@ export class ProcessPool implements Executor {
       setTimeout(() => this.#wakeSlots(), QUARANTINE_RESPAWN_MS).unref();
     }
     for (const job of child.inFlight.values()) this.#suspect(job.id);
-    failed(new FerryError("WORKER_CRASHED", `executor ${child.pid} exited before it was ready (code ${code}, signal ${signal})`));
+    failed(new FerryError("WORKER_CRASHED", `executor ${child.proc.pid} exited before it was ready (code ${code}, signal ${signal})`));
     for (const job of child.inFlight.values()) {
       clearTimeout(job.killTimer);
       job.reject(new FerryError("WORKER_CRASHED", `the executor process running "${job.task}" died (exit code ${code}, signal ${signal}): the handler crashed it, ran out of memory, or was killed past its timeout`));
@@ -342,7 +340,7 @@ export class ProcessPool implements Executor {
           letGo.unref();
           job.killTimer = setTimeout(() => {
             if (picked.inFlight.has(rid) && !picked.exited) {
-              this.#warn("EXECUTOR_KILLED", `executor ${picked.pid} ignored the abort of "${task.name}" (${ctx.id}) for ${this.killGraceMs} ms; killing it`);
+              this.#warn("EXECUTOR_KILLED", `executor ${picked.proc.pid} ignored the abort of "${task.name}" (${ctx.id}) for ${this.killGraceMs} ms; killing it`);
               picked.proc.kill("SIGKILL");
             }
           }, this.killGraceMs);
@@ -353,7 +351,7 @@ export class ProcessPool implements Executor {
         const ctxWire = { id: ctx.id, channel: ctx.channel, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts, headers: { ...ctx.headers } };
         // A child that cannot take the run is killed by the host, and its exit fails the run.
         if (!picked.proc.send({ type: "run", rid, task: task.name, payload, ctx: ctxWire } satisfies ToChild) && picked.inFlight.delete(rid)) {
-          reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.pid}: it is gone`));
+          reject(new FerryError("WORKER_CRASHED", `could not hand "${task.name}" to executor ${picked.proc.pid}: it is gone`));
         }
       });
     } finally {
@@ -370,7 +368,7 @@ export class ProcessPool implements Executor {
   stats(): ExecutorStats[] {
     const now = Date.now();
     return [...this.#children].map((c) => ({
-      pid: c.pid,
+      pid: c.proc.pid,
       tasksDone: c.tasksDone,
       rss: c.rss,
       retiring: c.retiring,
