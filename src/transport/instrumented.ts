@@ -10,14 +10,13 @@ const OPS: readonly Op[] = ["send", "receive", "ack", "retry", "deadLetter", "ex
 
 /**
  * Wrap a transport so each core call emits a `transport:call` event. When no one
- * listens, the wrapper adds one property check per call.
+ * listens, the wrapper adds one property check per call and no promise of its own.
  */
 export function instrument<T extends Transport>(transport: T, events: EventStream<FerryEvents>): T {
   const wrapped: Record<string, unknown> = {};
   for (const op of OPS) {
     const original = (transport as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[op]!.bind(transport);
-    wrapped[op] = async (...args: unknown[]) => {
-      if (!events.has("transport:call")) return original(...args);
+    const timed = async (args: unknown[]) => {
       const started = performance.now();
       const inCount = Array.isArray(args[0]) ? args[0].length : 0;
       try {
@@ -28,6 +27,15 @@ export function instrument<T extends Transport>(transport: T, events: EventStrea
       } catch (err) {
         events.emit("transport:call", { transport: transport.kind, op, count: inCount, durationMs: performance.now() - started, error: err as Error });
         throw err;
+      }
+    };
+    wrapped[op] = (...args: unknown[]): Promise<unknown> => {
+      if (events.has("transport:call")) return timed(args);
+      try {
+        return original(...args);
+      } catch (err) {
+        // A transport method that throws before its promise exists still rejects.
+        return Promise.reject(err);
       }
     };
   }

@@ -80,6 +80,22 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.deepEqual(await third.ack([{ id: m.id, token: d!.token }]), [true]);
   });
 
+  it("runs its scripts again after the server forgets them (SCRIPT FLUSH, or a restart)", async () => {
+    const t = await transport(`${base}-flush`);
+    const before = msg("f");
+    await t.send([before]);
+    await (await adminClient()).script("FLUSH");
+    // The single send, the batch send and receive each fall back to EVAL, which loads the script again.
+    const single = msg("f");
+    assert.deepEqual(await t.send([single]), [{ id: single.id, deduplicated: false }]);
+    await (await adminClient()).script("FLUSH");
+    const batch = [msg("f"), msg("f")];
+    assert.deepEqual(await t.send(batch), batch.map((m) => ({ id: m.id, deduplicated: false })));
+    await (await adminClient()).script("FLUSH");
+    const got = await t.receive({ channels: ["f"], max: 10, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(got.map((d) => d.message.id), [before, single, ...batch].map((m) => m.id));
+  });
+
   it("reconnects after its connection is killed, and says so", async () => {
     const name = `${base}-kill`.replace(/[^A-Za-z0-9-]/g, "");
     const warnings: string[] = [];

@@ -45,7 +45,7 @@ import {
 } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
-import { defineScripts, runScript, type ScriptName } from "./redis-scripts.ts";
+import { runScript, type ScriptName } from "./redis-scripts.ts";
 import { BlockingWaiter } from "./redis-waiter.ts";
 
 export type { RedisTransportOptions, RetentionOptions, RetentionRule, WarningHandler } from "./redis-options.ts";
@@ -115,10 +115,11 @@ function sendArgs(head: string, messages: readonly Envelope[], json: readonly st
   return args;
 }
 
-/** Fill receipts [start, end) from a send reply: stored unless the reply names it (index, holder id). */
-function applyReply(receipts: SendReceipt[], messages: readonly Envelope[], start: number, end: number, reply: unknown[]): void {
+/** Fill receipts [start, end) from a send reply: stored unless the reply names it (index, holder id). Returns `receipts`. */
+function applyReply(receipts: SendReceipt[], messages: readonly Envelope[], start: number, end: number, reply: unknown[]): SendReceipt[] {
   for (let i = start; i < end; i++) receipts[i] = { id: messages[i]!.id, deduplicated: false };
   for (let j = 0; j < reply.length; j += 2) receipts[start + Number(reply[j]) - 1] = { id: reply[j + 1] as string, deduplicated: true };
+  return receipts;
 }
 
 
@@ -151,7 +152,6 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (!Number.isInteger(this.#sendChunk) || this.#sendChunk < 1) throw new FerryError("INVALID_OPTION", "sendChunk must be a whole number >= 1", { details: { option: "sendChunk" } });
     this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
     this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
-    defineScripts(client);
   }
 
   /**
@@ -228,15 +228,19 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.#checkOpen();
     const count = messages.length;
     if (count === 0) return [];
+    const first = messages[0]!;
+    // One message sent without a delay or a dedupKey (a single dispatch): a script of its own.
+    if (count === 1 && first.runAt <= first.createdAt && (first.dedupKey ?? "") === "") {
+      const json = encode(first);
+      const reply = await this.#run("send-one", [this.#head(), first.channel, readyScore(first.priority, first.runAt), first.id, json]);
+      return [reply.length === 0 ? { id: first.id, deduplicated: false } : { id: reply[1] as string, deduplicated: true }];
+    }
     const chunk = this.#sendChunk;
     const json: string[] = new Array(count);
     if (count <= chunk) {
       // Every message is checked and encoded before anything is written, so a bad one stores nothing.
       for (let i = 0; i < count; i++) json[i] = encode(messages[i]!);
-      const reply = await this.#run("send", sendArgs(this.#head(), messages, json, 0, count));
-      const receipts: SendReceipt[] = new Array(count);
-      applyReply(receipts, messages, 0, count, reply);
-      return receipts;
+      return applyReply(new Array(count), messages, 0, count, await this.#run("send", sendArgs(this.#head(), messages, json, 0, count)));
     }
     // Larger sends: one script call per chunk, each written as soon as it is encoded, so Redis
     // stores one chunk while the next is being encoded. Each chunk is atomic, the send is not:

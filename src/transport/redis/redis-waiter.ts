@@ -22,7 +22,7 @@
 import type { Redis } from "ioredis";
 import { ConnectionMonitor } from "./redis-health.ts";
 import type { WarningHandler } from "./redis-options.ts";
-import { defineScripts, runScript } from "./redis-scripts.ts";
+import { runScript } from "./redis-scripts.ts";
 
 /** How often an unblock that found no blocked command is tried again (1 ms apart). */
 const UNBLOCK_RETRIES = 20;
@@ -63,7 +63,6 @@ export class BlockingWaiter {
     this.#monitors.set(conn, new ConnectionMonitor(conn, this.target, this.warn, "blocking connection"));
     // A reconnect gives the connection a new client id.
     conn.on("close", () => this.#ids.delete(conn));
-    defineScripts(conn);
     return conn;
   }
 
