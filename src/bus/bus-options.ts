@@ -9,7 +9,7 @@ import { FerryError } from "../core/errors.ts";
 import type { RunReport } from "../core/events.ts";
 import type { Clock } from "../core/clock.ts";
 import { checkInteger } from "../core/options.ts";
-import { assertJson, validatePayload } from "../core/schema.ts";
+import { assertJson, isPlainJson, validatePayload } from "../core/schema.ts";
 import type { SendReceipt, Transport } from "../transport/types.ts";
 import type { EventDefinition, TaskDefinition } from "./define.ts";
 
@@ -178,10 +178,6 @@ export async function buildEnvelopes(template: EnvelopeTemplate, payloads: reado
   return createEnvelopes({ name, channel, headers, runAt, priority, maxAttempts, dedupKey }, payloads, now);
 }
 
-function makeEnvelope(t: EnvelopeTemplate, payload: unknown, now: number, id: string | undefined): Envelope {
-  return createEnvelope({ ...(id === undefined ? {} : { id }), name: t.name, channel: t.channel, payload, headers: t.headers, runAt: t.runAt, priority: t.priority, maxAttempts: t.maxAttempts, dedupKey: t.dedupKey }, now);
-}
-
 /**
  * Check a dispatch and build its message: payload against the task's schema
  * and as JSON, then delay or runAt, headers, priority, attempts and dedupKey.
@@ -189,10 +185,15 @@ function makeEnvelope(t: EnvelopeTemplate, payload: unknown, now: number, id: st
  * @throws FerryError `INVALID_PAYLOAD`, `INVALID_OPTION`
  */
 export function buildEnvelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, channel: string, now: number, id?: string): Envelope | Promise<Envelope> {
-  const build = () => {
-    assertJson(payload, `payload of "${typeof task === "string" ? task : task.name}"`);
-    return makeEnvelope(envelopeTemplate(task, options, channel, now), payload, now, id);
-  };
-  if (typeof task !== "string" && task.schema) return validatePayload(task.schema, payload, `payload of "${task.name}"`).then(build);
-  return build();
+  if (typeof task !== "string" && task.schema) {
+    return validatePayload(task.schema, payload, `payload of "${task.name}"`).then(() => makeEnvelope(task, payload, options, channel, now, id));
+  }
+  return makeEnvelope(task, payload, options, channel, now, id);
+}
+
+/** {@link buildEnvelope} after the schema: the JSON check (its message built only for a bad payload), the options, the message. */
+function makeEnvelope(task: TaskDefinition | string, payload: unknown, options: DispatchOptions, channel: string, now: number, id: string | undefined): Envelope {
+  if (!isPlainJson(payload)) assertJson(payload, `payload of "${typeof task === "string" ? task : task.name}"`);
+  const t = envelopeTemplate(task, options, channel, now);
+  return createEnvelope({ id, name: t.name, channel: t.channel, payload, headers: t.headers, runAt: t.runAt, priority: t.priority, maxAttempts: t.maxAttempts, dedupKey: t.dedupKey }, now);
 }

@@ -234,12 +234,12 @@ export class Ferry {
   }
 
   #emitDispatched(envelopes: Envelope[], receipts: SendReceipt[]): DispatchReceipt[] {
-    const listening = this.events.has("dispatched");
-    return envelopes.map((e, i) => {
-      const r = receipts[i]!;
-      if (listening) this.events.emit("dispatched", { id: r.id, task: e.name, channel: e.channel, payload: e.payload, deduplicated: r.deduplicated, runAt: e.runAt });
-      return { id: r.id, deduplicated: r.deduplicated, channel: e.channel, task: e.name };
-    });
+    return envelopes.map((e, i) => this.#dispatched(e, receipts[i]!));
+  }
+
+  #dispatched(e: Envelope, r: SendReceipt): DispatchReceipt {
+    if (this.events.has("dispatched")) this.events.emit("dispatched", { id: r.id, task: e.name, channel: e.channel, payload: e.payload, deduplicated: r.deduplicated, runAt: e.runAt });
+    return { id: r.id, deduplicated: r.deduplicated, channel: e.channel, task: e.name };
   }
 
   /**
@@ -252,7 +252,7 @@ export class Ferry {
     const made = this.#envelope(def, payload, options, this.clock.now(), options.id);
     const envelope = made instanceof Promise ? await made : made;
     const receipts = await this.#send([envelope], options.transaction);
-    return this.#emitDispatched([envelope], receipts)[0]!;
+    return this.#dispatched(envelope, receipts[0]!);
   }
 
   /**

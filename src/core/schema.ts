@@ -73,8 +73,20 @@ export function jsonProblem(value: unknown): { why: string; path: string } | und
   }
 }
 
-/** True when `v` is plain JSON by the rules of {@link jsonProblem}, found without building paths. */
-export function isPlainJson(v: unknown, depth = 0, seen: Set<object> = new Set()): boolean {
+/** The objects on the path {@link isPlainJson} is walking (a cycle returns to one of them); reused, not made per call. */
+const onPath: object[] = [];
+
+/** True when `v` is plain JSON by the rules of {@link jsonProblem}, found without building paths (or allocating). */
+export function isPlainJson(v: unknown): boolean {
+  const base = onPath.length;
+  try {
+    return plain(v, 0);
+  } finally {
+    onPath.length = base;
+  }
+}
+
+function plain(v: unknown, depth: number): boolean {
   if (depth > MAX_PAYLOAD_DEPTH) return false;
   if (v === null) return true;
   switch (typeof v) {
@@ -89,23 +101,23 @@ export function isPlainJson(v: unknown, depth = 0, seen: Set<object> = new Set()
       return false; // undefined at the top, a function, a symbol, a bigint
   }
   const o = v as Record<string, unknown>;
-  if (seen.has(o)) return false;
+  if (onPath.includes(o)) return false;
   if (Array.isArray(o)) {
-    seen.add(o);
-    for (let i = 0; i < o.length; i++) if (i in o && !isPlainJson(o[i], depth + 1, seen)) return false;
-    seen.delete(o);
+    onPath.push(o);
+    for (let i = 0; i < o.length; i++) if (i in o && !plain(o[i], depth + 1)) return false;
+    onPath.pop();
     return true;
   }
   if (o instanceof Date) return true;
   const proto = Object.getPrototypeOf(o);
   if (proto !== Object.prototype && proto !== null) return false;
-  seen.add(o);
+  onPath.push(o);
   for (const k in o) {
     if (!Object.hasOwn(o, k)) continue;
     const x = o[k];
-    if (x !== undefined && !isPlainJson(x, depth + 1, seen)) return false;
+    if (x !== undefined && !plain(x, depth + 1)) return false;
   }
-  seen.delete(o);
+  onPath.pop();
   return true;
 }
 
