@@ -82,10 +82,28 @@ export function acquireCheckpointer(db: Database.Database, path: string): void {
   threads.set(path, { worker, refs: 1 });
 }
 
-/** Drop one hold on the thread of `path`; the last one runs a final checkpoint and ends it. */
-export function releaseCheckpointer(path: string): void {
+/** Longest wait for a thread to end at release: a stuck thread must not hang `close()`. */
+const RELEASE_WAIT_MS = 5000;
+
+/**
+ * Drop one hold on the thread of `path`; the last one runs a final checkpoint and
+ * ends it. Resolves when that thread has closed its connection (at most
+ * {@link RELEASE_WAIT_MS}), so a caller that closed its transport can delete the
+ * file's directory without the thread touching it afterwards.
+ */
+export function releaseCheckpointer(path: string): Promise<void> {
   const entry = threads.get(path);
-  if (!entry || --entry.refs > 0) return;
+  if (!entry || --entry.refs > 0) return Promise.resolve();
   threads.delete(path);
-  entry.worker.postMessage("close");
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, RELEASE_WAIT_MS);
+    timer.unref();
+    // Held from here until it ends: something must keep this process up while close() waits.
+    entry.worker.ref();
+    entry.worker.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    entry.worker.postMessage("close");
+  });
 }

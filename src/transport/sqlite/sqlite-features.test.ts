@@ -66,6 +66,22 @@ describe("SQLite transport features", () => {
     }
   });
 
+  it("close() returns once the checkpoint thread has let go of the file too", async () => {
+    // The thread holds its own connection; closing the last connection to a WAL database
+    // removes its -wal file. Before close() waited for the thread, the file was still there
+    // (and the thread still writing) when close() returned, so deleting the directory right
+    // after could fail.
+    for (let round = 0; round < 3; round++) {
+      const path = file();
+      const t = new SqliteTransport({ path });
+      // Enough in the WAL that the thread's last checkpoint takes a while.
+      await t.send(Array.from({ length: 20_000 }, (_, i) => msg("bye", { payload: { i, pad: "x".repeat(200) } })));
+      assert.ok(existsSync(`${path}-wal`), "a WAL while open");
+      await t.close();
+      assert.equal(existsSync(`${path}-wal`), false, `round ${round}: no connection left on the file`);
+    }
+  });
+
   it("opens through the registry and creates the parent folder", async () => {
     const path = join(dir, "nested", "deeper", "ferry.db");
     const t = await createTransport(`sqlite://${path}?synchronous=full`);

@@ -206,7 +206,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     releaseWakeHub(this.#hub);
     this.#hub.wake();
     this.#db.close();
-    releaseCheckpointer(this.#fileKey);
+    await releaseCheckpointer(this.#fileKey);
   }
 
   /** Run an admin call, turning driver errors into FerryErrors. */
