@@ -51,9 +51,7 @@ export async function startApi(options: ServeOptions = {}): Promise<Api> {
     async stop() {
       await server.close();
       await ferry.close();
-      // Retried: a request the server was still finishing when it closed may have touched the
-      // database's files (seen once in CI as ENOTEMPTY).
-      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
