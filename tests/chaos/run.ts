@@ -136,7 +136,11 @@ for (const name of chosen as TargetName[]) {
       failures++;
       console.log(`   FAIL: lost ids ${kills.check.lostIds.join(", ")}; states ${JSON.stringify(kills.lostStates)}`);
     }
-    if (kills.check.duplicates > kills.ceiling) console.log(`   NOTE: duplicates ${kills.check.duplicates} above the ceiling ${kills.ceiling}`);
+    if (kills.check.duplicates > kills.ceiling) {
+      // RELIABILITY.md R1: duplicates at most kills x concurrency.
+      failures++;
+      console.log(`   FAIL: duplicates ${kills.check.duplicates} above the ceiling ${kills.ceiling} (kills x concurrency)`);
+    }
     r1Results.push({ ...(calm ? { calm } : {}), kills });
   }
   if (doR4) {
