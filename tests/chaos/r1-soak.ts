@@ -153,9 +153,11 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     const result = check(history, ledger.rows("done"));
     const lostStates: Record<string, number> = {};
     if (isInspectable(transport)) {
-      for (const id of seenCompleted.keys()) await recheck(id);
+      // Retried: after a server restart (R2) the first calls on connections opened before it may fail.
+      const again = (fn: () => Promise<unknown>) => retrying(fn, 5, 500);
+      for (const id of seenCompleted.keys()) await again(() => recheck(id));
       for (const id of result.lostIds) {
-        const state: MessageState | "missing" = (await transport.get(id))?.state ?? "missing";
+        const state: MessageState | "missing" = ((await again(() => transport.get(id))) as { state: MessageState } | null)?.state ?? "missing";
         lostStates[state] = (lostStates[state] ?? 0) + 1;
       }
     }
@@ -205,4 +207,16 @@ export function describeR1(r: R1Result): string {
     `kills ${r.kills}, crashes ${r.crashes}, lost ${c.lost}${r.drained ? "" : ` (NOT DRAINED: states ${JSON.stringify(r.lostStates)})`}, unexpected ${c.unexpected}, duplicates ${c.duplicates} (extra runs ${c.extraRuns}, ceiling ${r.ceiling}), ` +
     `${r.throughput}/s over ${(r.elapsedMs / 1000).toFixed(1)} s, drained ${r.drained}, completed sample ${r.completedSampled} (left completed ${r.leftCompleted}, pruned ${r.pruned}), worker start median ${r.startupMedianMs} ms`
   );
+}
+
+/** Run `fn`, trying again up to `tries` times `waitMs` apart when it throws. */
+async function retrying<T>(fn: () => Promise<T>, tries: number, waitMs: number): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= tries) throw err;
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
 }
