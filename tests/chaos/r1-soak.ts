@@ -154,10 +154,10 @@ export async function runR1(options: R1Options): Promise<R1Result> {
     const lostStates: Record<string, number> = {};
     if (isInspectable(transport)) {
       // Retried: after a server restart (R2) the first calls on connections opened before it may fail.
-      const again = (fn: () => Promise<unknown>) => retrying(fn, 5, 500);
+      const again = <T>(fn: () => Promise<T>) => retrying(fn, 5, 500);
       for (const id of seenCompleted.keys()) await again(() => recheck(id));
       for (const id of result.lostIds) {
-        const state: MessageState | "missing" = ((await again(() => transport.get(id))) as { state: MessageState } | null)?.state ?? "missing";
+        const state: MessageState | "missing" = (await again(() => transport.get(id)))?.state ?? "missing";
         lostStates[state] = (lostStates[state] ?? 0) + 1;
       }
     }

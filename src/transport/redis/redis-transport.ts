@@ -71,6 +71,11 @@ function readyScore(priority: number, runAt: number): string {
   return String((1000 - priority) * BAND + r);
 }
 
+/** Sent without a delay (its runAt not after its createdAt): due on arrival, whatever the server's clock says. */
+function dueOnArrival(m: Envelope): boolean {
+  return m.runAt <= m.createdAt;
+}
+
 /** Check what a message's keys and scores use (the rest was checked where it was made) and encode it. */
 function encode(m: Envelope): string {
   checkEnvelopeKeys(m);
@@ -100,8 +105,8 @@ function sendArgs(head: string, messages: readonly Envelope[], json: readonly st
   let undelayed = false;
   for (let i = start; i < end; i++) {
     const m = messages[i]!;
-    // Sent without a delay: due on arrival, whatever the server's clock says ("!": no TIME read).
-    const onArrival = m.runAt <= m.createdAt;
+    // "!": due on arrival, so the script reads no TIME.
+    const onArrival = dueOnArrival(m);
     if (m.channel !== ch || m.runAt !== runAt || m.priority !== priority || m.dedupKey !== dk || onArrival !== undelayed) {
       ch = m.channel;
       runAt = m.runAt;
@@ -230,7 +235,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (count === 0) return [];
     const first = messages[0]!;
     // One message sent without a delay or a dedupKey (a single dispatch): a script of its own.
-    if (count === 1 && first.runAt <= first.createdAt && (first.dedupKey ?? "") === "") {
+    if (count === 1 && dueOnArrival(first) && (first.dedupKey ?? "") === "") {
       const json = encode(first);
       const reply = await this.#run("send-one", [this.#head(), first.channel, readyScore(first.priority, first.runAt), first.id, json]);
       return [reply.length === 0 ? { id: first.id, deduplicated: false } : { id: reply[1] as string, deduplicated: true }];

@@ -142,10 +142,7 @@ export class BlockingWaiter {
           () => undefined,
           (err: unknown) => err,
         );
-        received = runScript(conn, "receive", receiveArgs).then(
-          (reply) => reply,
-          () => undefined,
-        );
+        received = runScript(conn, "receive", receiveArgs).catch(() => undefined);
       } finally {
         stream?.uncork();
       }
