@@ -20,6 +20,12 @@ export interface NotifierOptions {
   connect: () => Promise<pg.PoolClient>;
   /** The LISTEN channel (`ferry:<schema>`). */
   channel: string;
+  /**
+   * Backend process ids whose notifications are skipped: the transport's own
+   * connections, whose sends wake this process's waiters directly. Waking again
+   * on the NOTIFY's echo costs each waiter a receive that finds nothing.
+   */
+  ownBackends?: ReadonlySet<number>;
 }
 
 /** Listens for the schema's notifications and wakes matching waiters. */
@@ -28,6 +34,7 @@ export class Notifier {
   readonly #waiters = new Set<Waiter>();
   #client: pg.PoolClient | undefined;
   #starting: Promise<void> | undefined;
+  #wakes = 0;
   #closed = false;
 
   constructor(options: NotifierOptions) {
@@ -52,7 +59,7 @@ export class Notifier {
     client.on("error", onError);
     client.on("end", onError);
     client.on("notification", (n: pg.Notification) => {
-      if (n.channel === this.#options.channel) this.wakeChannel(n.payload ?? "");
+      if (n.channel === this.#options.channel && !this.#options.ownBackends?.has(n.processId)) this.wakeChannel(n.payload ?? "");
     });
     try {
       await client.query(`LISTEN "${this.#options.channel}"`);
@@ -87,13 +94,29 @@ export class Notifier {
     this.wakeAll();
   }
 
+  /**
+   * A count of wake-ups of any channel (and of reconnects and drops): a caller
+   * that read it before a query and finds it unchanged later knows nothing was
+   * sent, released or made waiting since, as far as this process can tell.
+   */
+  get wakes(): number {
+    return this.#wakes;
+  }
+
+  /** True while the LISTEN connection is up. */
+  get listening(): boolean {
+    return this.#client !== undefined;
+  }
+
   /** Wake the waiters of a channel now (work this process committed: no need to wait for its NOTIFY). */
   wakeChannel(channel: string): void {
+    this.#wakes++;
     for (const w of this.#waiters) if (w.channels.includes(channel)) w.wake();
   }
 
   /** Wake every waiter (close, reconnect). */
   wakeAll(): void {
+    this.#wakes++;
     for (const w of this.#waiters) w.wake();
   }
 

@@ -235,6 +235,82 @@ if (skip) {
       }
     });
 
+    /** Count the lease statements any pg client runs while `body` does. */
+    async function countingLeases<T>(body: (leases: () => number) => Promise<T>): Promise<T> {
+      let n = 0;
+      const query = pg.Client.prototype.query;
+      const counting = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+        if (/_receive_(one|many)$/.test((config as { name?: string } | null)?.name ?? "")) n++;
+        return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
+      };
+      pg.Client.prototype.query = counting as typeof query;
+      try {
+        return await body(() => n);
+      } finally {
+        pg.Client.prototype.query = query;
+      }
+    }
+
+    it("a receiver whose last lease found nothing more due waits without asking again until something wakes it", async () => {
+      const t = await open("idle");
+      const other = await open("idle");
+      try {
+        await t.send([msg("idle")]);
+        await countingLeases(async (leases) => {
+          // A receive that waits (so this process listens), finding one of the ten it asks for.
+          assert.equal((await t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 1000 })).length, 1);
+          assert.equal(leases(), 1);
+          const pending = t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 8000 });
+          await new Promise((r) => setTimeout(r, 300));
+          assert.equal(leases(), 1, "no lease statement while nothing woke the channel");
+          // Another process's send: its NOTIFY ends the wait.
+          const sentAt = Date.now();
+          await other.send([msg("idle")]);
+          assert.equal((await pending).length, 1);
+          assert.ok(Date.now() - sentAt < 4000);
+          assert.equal(leases(), 2);
+        });
+      } finally {
+        await t.close();
+        await other.close();
+      }
+    });
+
+    it("a send of this process wakes its own receivers once, not again on its NOTIFY", async () => {
+      const t = await open("echo");
+      try {
+        await countingLeases(async (leases) => {
+          assert.deepEqual(await t.receive({ channels: ["echo"], max: 10, leaseMs: 30_000, waitMs: 0 }), []);
+          const pending = t.receive({ channels: ["echo"], max: 10, leaseMs: 30_000, waitMs: 8000 });
+          await new Promise((r) => setTimeout(r, 100));
+          await t.send([msg("echo")]);
+          assert.equal((await pending).length, 1);
+          const before = leases();
+          // The send's NOTIFY comes back to this process's listener after the lease above.
+          assert.deepEqual(await t.receive({ channels: ["echo"], max: 10, leaseMs: 30_000, waitMs: 500 }), []);
+          assert.equal(leases(), before, "the echo of our own NOTIFY woke nothing");
+        });
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a waiting receiver takes over a lease when it runs out", async () => {
+      const t = await open("takeover");
+      try {
+        await t.send([msg("to")]);
+        const [first] = await t.receive({ channels: ["to"], max: 1, leaseMs: 400, waitMs: 0 });
+        assert.ok(first);
+        const start = Date.now();
+        const [again] = await t.receive({ channels: ["to"], max: 10, leaseMs: 30_000, waitMs: 5000 });
+        assert.equal(again?.message.id, first.message.id);
+        assert.equal(again?.message.attempt, 2);
+        assert.ok(Date.now() - start < 2500, `taken over ${Date.now() - start} ms after the first lease, its lease was 400 ms`);
+      } finally {
+        await t.close();
+      }
+    });
+
     it("the error history is capped, keeping the first and the newest", async () => {
       const t = await open("errors");
       try {

@@ -53,6 +53,13 @@ export interface PostgresTransportOptions {
 }
 
 
+/**
+ * The longest a receiver trusts that its channels have nothing due without asking
+ * the database again: a NOTIFY that never arrived (a failed notify after commit, a
+ * producer whose session skips the trigger) costs a waiting message at most this.
+ */
+const IDLE_TRUST_MS = 5000;
+
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
 const PRUNE_BATCH = 5000;
 
@@ -74,6 +81,21 @@ async function warm(pool: pg.Pool, size: number, schema: string): Promise<void> 
   if (failed) throw failed.reason;
 }
 
+/** The backend process ids of a pool's open connections, kept current as it connects and drops them. */
+function backendIds(pool: pg.Pool): ReadonlySet<number> {
+  const ids = new Set<number>();
+  const pid = (client: pg.PoolClient) => (client as unknown as { processID: number | null }).processID;
+  pool.on("connect", (client) => {
+    const id = pid(client);
+    if (id !== null) ids.add(id);
+  });
+  pool.on("remove", (client) => {
+    const id = pid(client);
+    if (id !== null) ids.delete(id);
+  });
+  return ids;
+}
+
 /** Anything with pg's `query` (a Client, a PoolClient). */
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -92,17 +114,19 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly #notifier: Notifier;
   readonly #notifyChannel: string;
   readonly #ahead: ReadAhead;
+  /** Channel sets whose last lease found nothing more due (see #idleFor), by channels joined with NUL. */
+  readonly #idle = new Map<string, { wakes: number; until: number }>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, notifyAfterCommit: boolean) {
+  private constructor(pool: pg.Pool, ownsPool: boolean, schema: string, notifyAfterCommit: boolean, ownBackends: ReadonlySet<number> | undefined) {
     this.#notifyAfterCommit = notifyAfterCommit;
     this.#pool = pool;
     this.#ownsPool = ownsPool;
     this.schema = schema;
     this.#sql = buildStatements(quoteSchema(schema));
     this.#notifyChannel = notifyChannel(schema);
-    this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel });
+    this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel, ...(ownBackends ? { ownBackends } : {}) });
     this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
   }
 
@@ -137,6 +161,8 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
         ...(notifyAfterCommit ? { options: "-c ferry.notify=off" } : {}),
       });
     if (ownsPool) pool.on("error", () => {}); // an idle client's error surfaces on its next query
+    // The backends of our own sessions: every NOTIFY they send follows an in-process wake-up.
+    const ownBackends = notifyAfterCommit ? backendIds(pool) : undefined;
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
       else await pool.query("SELECT 1");
@@ -145,7 +171,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       if (ownsPool) await pool.end().catch(() => {});
       throw mapPgError(err, "opening the transport", schema);
     }
-    return new PostgresTransport(pool, ownsPool, schema, notifyAfterCommit);
+    return new PostgresTransport(pool, ownsPool, schema, notifyAfterCommit, ownBackends);
   }
 
   /**
@@ -232,27 +258,49 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       const held = await this.#ahead.take(channels, max, leaseMs, signal);
       if (held.length > 0) return held;
     }
+    const key = channels.join("\u0000");
     for (;;) {
       const waiter = request.waitMs > 0 ? this.#notifier.add(channels) : undefined;
       try {
         if (waiter) await this.#ready();
-        const got = signal
-          ? await this.#ahead.lease(channels, max, leaseMs, signal)
-          : (await this.#lease(channels, max, leaseMs)).map((l) => l.delivery);
-        if (got.length > 0) return got;
-        if (!waiter || this.#closed || request.signal?.aborted) return [];
+        // The last lease of these channels found nothing more due, and nothing has woken
+        // them since: wait for a wake-up or the next due time instead of asking again.
+        let idleFor = waiter ? this.#idleFor(key) : 0;
+        if (idleFor <= 0) {
+          const got = signal
+            ? await this.#ahead.lease(channels, max, leaseMs, signal)
+            : (await this.#lease(channels, max, leaseMs)).map((l) => l.delivery);
+          if (got.length > 0) return got;
+          if (!waiter || this.#closed || request.signal?.aborted) return [];
+          if (waiter.woken) continue;
+          idleFor = this.#idleFor(key);
+        }
         const left = deadline - performance.now();
         if (left <= 0) return [];
-        if (waiter.woken) continue;
-        const [next] = await this.#run<{ wait: number | null }>("waiting for work", this.#sql.nextDue, [channels]);
-        const dueIn = next?.wait ?? Infinity;
         // +1 ms: wake just after the due time, never before it.
-        await waiter.sleep(Math.min(left, Math.max(0, dueIn) + 1), request.signal);
+        await waiter!.sleep(Math.min(left, idleFor + 1), request.signal);
         if (this.#closed || request.signal?.aborted) return [];
       } finally {
         waiter?.dispose();
       }
     }
+  }
+
+  /**
+   * How long the channels `key` may sleep before they have work (ms; 0 when they
+   * must lease now): set by a lease that took fewer rows than it asked for, from the
+   * time its statement found the next live row due, and void as soon as anything
+   * wakes a channel here (a send or release of this process, a NOTIFY, a reconnect).
+   * Never trusted for more than {@link IDLE_TRUST_MS}, as a missed NOTIFY would be.
+   */
+  #idleFor(key: string): number {
+    const idle = this.#idle.get(key);
+    if (!idle) return 0;
+    if (idle.wakes !== this.#notifier.wakes || !this.#notifier.listening) {
+      this.#idle.delete(key);
+      return 0;
+    }
+    return Math.max(0, idle.until - performance.now());
   }
 
   async #ready(): Promise<void> {
@@ -263,14 +311,26 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     }
   }
 
-  /** Lease up to `max` due rows of `channels`, in delivery order. */
+  /**
+   * Lease up to `max` due rows of `channels`, in delivery order. A lease that finds
+   * fewer rows notes when the next one is due, for {@link PostgresTransport.#idleFor}.
+   */
   async #lease(channels: readonly string[], max: number, leaseMs: number): Promise<Leased[]> {
     this.#checkOpen();
+    const wakes = this.#notifier.wakes;
+    const asked = performance.now();
     const rows =
       channels.length === 1
         ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
         : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
-    const leased = rows.map((r) => ({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) }));
+    const wait = rows[0]?.wait ?? null;
+    const key = channels.join("\u0000");
+    if (wait !== null && wait > 0) this.#idle.set(key, { wakes, until: asked + Math.min(wait, IDLE_TRUST_MS) });
+    else this.#idle.delete(key);
+    const leased: Leased[] = [];
+    for (const r of rows) {
+      if (r.id !== null) leased.push({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) });
+    }
     if (leased.length > 1) leased.sort(byDeliveryOrder);
     return leased;
   }
@@ -474,6 +534,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   async resume(channel: string): Promise<void> {
     this.#checkOpen();
     await this.#run("resuming", this.#sql.resume, [assertChannel(channel), this.#notifyChannel]);
+    this.#notifier.wakeChannel(channel);
   }
 
   async paused(): Promise<string[]> {

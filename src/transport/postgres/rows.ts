@@ -25,12 +25,14 @@ export interface EnvelopeRow {
   created_at: number;
 }
 
-/** A row returned by receive. */
+/** A row returned by receive (every column but `wait` null when nothing was leased). */
 export interface LeaseRow extends EnvelopeRow {
   token: string;
   due_at: number;
   was_due: number;
   seq: string;
+  /** When fewer rows were leased than asked: ms until the next live row is due (Infinity: none). */
+  wait: number | null;
 }
 
 /** A run record row (list, get). */

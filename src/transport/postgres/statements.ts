@@ -98,11 +98,24 @@ export function buildStatements(q: string) {
     ) m
     WHERE chs.channel IS NOT NULL ORDER BY m.seq DESC LIMIT $2 OFFSET $3`;
 
-  const leaseUpdate = (picked: string) => `
-    UPDATE ${t} m SET state = 'active', token = ${LEASE_TOKEN}, attempt = m.attempt + 1,
-      due_at = ${NOW_MS} + $3, started_at = ${NOW_MS}
-    FROM ${picked} WHERE m.id = picked.id
-    RETURNING ${ENVELOPE_COLUMNS}, m.token::text AS token, m.due_at, picked.was_due, picked.seq`;
+  // The lease itself, then one row per leased message carrying `wait`: when the
+  // statement took fewer than $2, the ms until the next live row not leased here is
+  // due (may be <= 0: due rows other receivers hold; Infinity: none), else null. No
+  // row was leased: a single row, every column null but `wait`.
+  const leaseUpdate = (picked: string) => `,
+    leased AS (
+      UPDATE ${t} m SET state = 'active', token = ${LEASE_TOKEN}, attempt = m.attempt + 1,
+        due_at = ${NOW_MS} + $3, started_at = ${NOW_MS}
+      FROM ${picked} WHERE m.id = picked.id
+      RETURNING ${ENVELOPE_COLUMNS}, m.token::text AS token, m.due_at, picked.was_due, picked.seq
+    ),
+    nd AS (
+      SELECT CASE WHEN (SELECT count(*) FROM ${picked}) < $2 THEN coalesce((
+        SELECT min((SELECT due_at FROM ${t} WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p
+          AND id <> ALL (ARRAY(SELECT id FROM ${picked})) ORDER BY due_at LIMIT 1))
+        FROM pr WHERE pr.p IS NOT NULL) - ${NOW_MS}, 'Infinity'::float8) END AS wait
+    )
+    SELECT l.*, nd.wait FROM nd LEFT JOIN leased l ON true`;
 
   return {
     /**
@@ -132,15 +145,16 @@ export function buildStatements(q: string) {
      * Lease from one channel. $1 text: channel, $2 int: max, $3 float8: lease ms.
      * Takes due waiting rows and expired leases (stalled recovery), highest
      * priority first, then oldest due; skips rows other receivers hold.
-     * Returns: envelope columns, `token`, `due_at` (lease expiry), `was_due`, `seq`.
+     * Returns: envelope columns, `token`, `due_at` (lease expiry), `was_due`, `seq`, and
+     * `wait` (see leaseUpdate: when fewer than $2 were leased, the ms until the next
+     * live row is due); no lease: one row of nulls but `wait`.
      */
     receiveOne: st("receive_one", `
       WITH RECURSIVE ${prioritiesOf("(SELECT $1::text AS ch) c")},
       picked AS (
         SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
         WHERE pr.p IS NOT NULL AND ${ASYNC_COMMIT} LIMIT $2
-      )
-      ${leaseUpdate("picked")}`),
+      )${leaseUpdate("picked")}`),
 
     /** Lease from several channels: as `receiveOne`, but $1 text[]: channels. */
     receiveMany: st("receive_many", `
@@ -148,17 +162,7 @@ export function buildStatements(q: string) {
       picked AS (
         SELECT x.id, x.due_at AS was_due, x.seq FROM pr CROSS JOIN LATERAL ${dueIn}
         WHERE pr.p IS NOT NULL AND ${ASYNC_COMMIT} ORDER BY x.priority DESC, x.due_at, x.seq LIMIT $2
-      )
-      ${leaseUpdate("picked")}`),
-
-    /**
-     * Time until the next live row of these channels is due (ms, may be <= 0),
-     * or null when there is none. $1 text[]: channels.
-     */
-    nextDue: st("next_due", `
-      WITH RECURSIVE ${prioritiesOf("unnest($1::text[]) AS c(ch)")}
-      SELECT min((SELECT due_at FROM ${t} WHERE channel = pr.ch AND ${LIVE} AND priority = pr.p ORDER BY due_at LIMIT 1)) - ${NOW_MS} AS wait
-      FROM pr WHERE pr.p IS NOT NULL`),
+      )${leaseUpdate("picked")}`),
 
     /** Complete leases. $1 json: [{id, token, status, result (JSON text)}], $2 text[]: the same ids. Returns: `id` of each row completed. */
     ack: st("ack", `
