@@ -19,12 +19,16 @@ export class Settler {
   #deads: Pending<DeadItem>[] = [];
   #scheduled = false;
   #flushing: Promise<void> | undefined;
+  #unsettled = 0;
+  readonly #onSettled: (() => void) | undefined;
   /** Most items one transport call carries. */
   readonly maxBatch: number;
 
-  constructor(transport: Transport, maxBatch = 500) {
+  /** `onSettled` runs each time an item is answered (see {@link Settler.unsettled}). */
+  constructor(transport: Transport, maxBatch = 500, onSettled?: () => void) {
     this.transport = transport;
     this.maxBatch = maxBatch;
+    this.#onSettled = onSettled;
   }
 
   /** Complete a message; resolves false when the lease was lost. */
@@ -47,11 +51,32 @@ export class Settler {
     return this.#acks.length + this.#retries.length + this.#deads.length;
   }
 
+  /** Items queued or in a transport call, not answered yet. */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
   #enqueue<T>(queue: Pending<T>[], item: T): Promise<boolean> {
+    this.#unsettled++;
     return new Promise<boolean>((resolve, reject) => {
-      queue.push({ item, resolve, reject });
+      queue.push({
+        item,
+        resolve: (ok) => {
+          this.#answered();
+          resolve(ok);
+        },
+        reject: (err) => {
+          this.#answered();
+          reject(err);
+        },
+      });
       this.#schedule();
     });
+  }
+
+  #answered(): void {
+    this.#unsettled--;
+    this.#onSettled?.();
   }
 
   #schedule(): void {

@@ -16,6 +16,18 @@ import { replyEnvelope, type ReplyPayload } from "../bus/reply-inbox.ts";
 import { Settler } from "./settler.ts";
 import { RunControl } from "./run-control.ts";
 
+/**
+ * How many finished runs, per slot, may wait for their settle (ack, retry, dead-letter)
+ * before the worker stops taking new work. A settle answered late is a run a crash
+ * repeats: without a limit, a store that fell behind (PostgreSQL at full CPU took
+ * 120 ms per ack batch) let a worker finish hundreds of runs whose acks were still
+ * queued or in flight, and a SIGKILL then ran them all again (R1 on PostgreSQL,
+ * 2 x 8, a kill a second: 6 runs of 20 over the ceiling of kills x concurrency, with
+ * 80-1,708 duplicates against 24-88). At four per slot a kill repeats at most five
+ * times the concurrency (measured: 0-16 duplicates, every run under its ceiling).
+ */
+const SETTLE_AHEAD = 4;
+
 /** What a worker needs from its Ferry. */
 export interface WorkerHost {
   task(name: string): TaskDefinition | undefined;
@@ -152,7 +164,7 @@ export class Worker {
     for (const channel of [...new Set(channels)]) {
       const { key, transport } = await this.#host.transportFor(channel);
       let group = byKey.get(key);
-      if (!group) byKey.set(key, (group = { key, transport, settler: new Settler(transport), channels: [], share: 0, active: 0 }));
+      if (!group) byKey.set(key, (group = { key, transport, settler: new Settler(transport, undefined, () => this.#wakeFetch()), channels: [], share: 0, active: 0 }));
       group.channels.push(channel);
     }
     this.#groups = [...byKey.values()];
@@ -179,7 +191,7 @@ export class Worker {
   async #fetchLoop(g: Group): Promise<void> {
     let failures = 0;
     while (this.#state === "running") {
-      if (g.active >= g.share) {
+      if (g.active >= g.share || g.settler.unsettled >= SETTLE_AHEAD * g.share) {
         await new Promise<void>((r) => this.#slotWaiters.push(r));
         continue;
       }
@@ -215,6 +227,12 @@ export class Worker {
     if (a.slotFreed) return;
     a.slotFreed = true;
     a.group.active--;
+    this.#wakeFetch();
+  }
+
+  /** Let fetch loops waiting for a slot or for settles look again. */
+  #wakeFetch(): void {
+    if (this.#slotWaiters.length === 0) return;
     const waiters = this.#slotWaiters.splice(0);
     for (const w of waiters) w();
   }

@@ -78,6 +78,38 @@ describe("worker", () => {
     await ferry.close();
   });
 
+  it("stops taking work while four times its concurrency of finished runs wait for their ack", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let acks = 0;
+    class SlowAcks extends MemoryTransport {
+      override async ack(items: Parameters<MemoryTransport["ack"]>[0]) {
+        acks++;
+        await gate;
+        return super.ack(items);
+      }
+    }
+    let started = 0;
+    const quick = defineTask("quick", { run: () => void started++ });
+    const transport = new SlowAcks();
+    const ferry = createFerry({ transport, tasks: [quick] });
+    await ferry.dispatchMany(quick, Array.from({ length: 100 }, (_, i) => ({ i })));
+    try {
+      const worker = ferry.worker({ concurrency: 2 });
+      await worker.start();
+      await until(() => started >= 8 && acks > 0, "runs up to the settle budget");
+      await sleep(200);
+      // 2 slots: 8 finished runs waiting for their ack stop the fetching; what was fetched already may finish.
+      assert.ok(started >= 8 && started <= 10, `${started} runs started while no ack was answered`);
+      release();
+      await until(async () => (await transport.counts()).find((c) => c.channel === "default")?.completed === 100, "all 100 acked");
+      assert.equal(started, 100);
+    } finally {
+      release();
+      await ferry.close();
+    }
+  });
+
   it("retries with backoff until it succeeds, keeping each error", async () => {
     let calls = 0;
     const flaky = defineTask("flaky", {
