@@ -240,7 +240,7 @@ if (skip) {
       let n = 0;
       const query = pg.Client.prototype.query;
       const counting = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-        if (/_receive_(one|many)$/.test((config as { name?: string } | null)?.name ?? "")) n++;
+        if (/_receive_(one|many)(_wait)?$/.test((config as { name?: string } | null)?.name ?? "")) n++;
         return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
       };
       pg.Client.prototype.query = counting as typeof query;
@@ -257,18 +257,21 @@ if (skip) {
       try {
         await t.send([msg("idle")]);
         await countingLeases(async (leases) => {
-          // A receive that waits (so this process listens), finding one of the ten it asks for.
+          // Receives that wait (so this process listens), each finding one of the ten it asks
+          // for: after the first came back short, the second also learns that nothing more is due.
           assert.equal((await t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 1000 })).length, 1);
-          assert.equal(leases(), 1);
+          await t.send([msg("idle")]);
+          assert.equal((await t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 1000 })).length, 1);
+          assert.equal(leases(), 2);
           const pending = t.receive({ channels: ["idle"], max: 10, leaseMs: 30_000, waitMs: 8000 });
           await new Promise((r) => setTimeout(r, 300));
-          assert.equal(leases(), 1, "no lease statement while nothing woke the channel");
+          assert.equal(leases(), 2, "no lease statement while nothing woke the channel");
           // Another process's send: its NOTIFY ends the wait.
           const sentAt = Date.now();
           await other.send([msg("idle")]);
           assert.equal((await pending).length, 1);
           assert.ok(Date.now() - sentAt < 4000);
-          assert.equal(leases(), 2);
+          assert.equal(leases(), 3);
         });
       } finally {
         await t.close();

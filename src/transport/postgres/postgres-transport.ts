@@ -116,6 +116,8 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly #ahead: ReadAhead;
   /** Channel sets whose last lease found nothing more due (see #idleFor), by channels joined with NUL. */
   readonly #idle = new Map<string, { wakes: number; until: number }>();
+  /** Channel sets whose last lease took fewer rows than it asked for. */
+  readonly #short = new Set<string>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -312,25 +314,29 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   }
 
   /**
-   * Lease up to `max` due rows of `channels`, in delivery order. A lease that finds
-   * fewer rows notes when the next one is due, for {@link PostgresTransport.#idleFor}.
+   * Lease up to `max` due rows of `channels`, in delivery order. Where the last lease of
+   * these channels came back short (a trickle), the statement also reports when the next
+   * row is due, for {@link PostgresTransport.#idleFor}; where it found a backlog, the
+   * plain lease is cheaper to plan.
    */
   async #lease(channels: readonly string[], max: number, leaseMs: number): Promise<Leased[]> {
     this.#checkOpen();
+    const key = channels.join("\u0000");
+    const withWait = this.#short.has(key);
     const wakes = this.#notifier.wakes;
     const asked = performance.now();
-    const rows =
-      channels.length === 1
-        ? await this.#run<LeaseRow>("receiving", this.#sql.receiveOne, [channels[0], max, leaseMs])
-        : await this.#run<LeaseRow>("receiving", this.#sql.receiveMany, [channels, max, leaseMs]);
+    const one = channels.length === 1;
+    const statement = withWait ? (one ? this.#sql.receiveOneWait : this.#sql.receiveManyWait) : one ? this.#sql.receiveOne : this.#sql.receiveMany;
+    const rows = await this.#run<LeaseRow>("receiving", statement, [one ? channels[0] : channels, max, leaseMs]);
     const wait = rows[0]?.wait ?? null;
-    const key = channels.join("\u0000");
     if (wait !== null && wait > 0) this.#idle.set(key, { wakes, until: asked + Math.min(wait, IDLE_TRUST_MS) });
     else this.#idle.delete(key);
     const leased: Leased[] = [];
     for (const r of rows) {
       if (r.id !== null) leased.push({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) });
     }
+    if (leased.length < max) this.#short.add(key);
+    else this.#short.delete(key);
     if (leased.length > 1) leased.sort(byDeliveryOrder);
     return leased;
   }

@@ -31,8 +31,8 @@ export interface LeaseRow extends EnvelopeRow {
   due_at: number;
   was_due: number;
   seq: string;
-  /** When fewer rows were leased than asked: ms until the next live row is due (Infinity: none). */
-  wait: number | null;
+  /** From the statements that report it, when fewer rows were leased than asked: ms until the next live row is due (Infinity: none). */
+  wait?: number | null;
 }
 
 /** A run record row (list, get). */
