@@ -78,7 +78,7 @@ describe("worker", () => {
     await ferry.close();
   });
 
-  it("stops taking work while four times its concurrency of finished runs wait for their ack", async () => {
+  it("stops taking work while its settle budget of finished runs (four per slot) wait for their ack", async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let acks = 0;
@@ -93,17 +93,17 @@ describe("worker", () => {
     const quick = defineTask("quick", { run: () => void started++ });
     const transport = new SlowAcks();
     const ferry = createFerry({ transport, tasks: [quick] });
-    await ferry.dispatchMany(quick, Array.from({ length: 100 }, (_, i) => ({ i })));
+    await ferry.dispatchMany(quick, Array.from({ length: 200 }, (_, i) => ({ i })));
     try {
-      const worker = ferry.worker({ concurrency: 2 });
+      const worker = ferry.worker({ concurrency: 10 });
       await worker.start();
-      await until(() => started >= 8 && acks > 0, "runs up to the settle budget");
+      await until(() => started >= 40 && acks > 0, "runs up to the settle budget");
       await sleep(200);
-      // 2 slots: 8 finished runs waiting for their ack stop the fetching; what was fetched already may finish.
-      assert.ok(started >= 8 && started <= 10, `${started} runs started while no ack was answered`);
+      // 10 slots: 40 finished runs waiting for their ack stop the fetching; what was fetched already may finish.
+      assert.ok(started >= 40 && started <= 50, `${started} runs started while no ack was answered`);
       release();
-      await until(async () => (await transport.counts()).find((c) => c.channel === "default")?.completed === 100, "all 100 acked");
-      assert.equal(started, 100);
+      await until(async () => (await transport.counts()).find((c) => c.channel === "default")?.completed === 200, "all 200 acked");
+      assert.equal(started, 200);
     } finally {
       release();
       await ferry.close();
