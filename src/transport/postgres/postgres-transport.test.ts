@@ -279,6 +279,32 @@ if (skip) {
       }
     });
 
+    it("a receiver draining a backlog runs the plain lease; after a short one, the lease that reports the next due time", async () => {
+      const t = await open("variants");
+      try {
+        await t.send(Array.from({ length: 6 }, () => msg("vr")));
+        const names: string[] = [];
+        const query = pg.Client.prototype.query;
+        pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+          const name = (config as { name?: string } | null)?.name ?? "";
+          if (/_receive_/.test(name)) names.push(name.replace(/^ferry_[0-9a-f]+_/, ""));
+          return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
+        } as typeof query;
+        try {
+          const take = (max: number) => t.receive({ channels: ["vr"], max, leaseMs: 30_000, waitMs: 0 });
+          assert.equal((await take(3)).length, 3); // a backlog: full
+          assert.equal((await take(2)).length, 2); // still full
+          assert.equal((await take(5)).length, 1); // short
+          assert.equal((await take(5)).length, 0); // after a short lease: the variant
+        } finally {
+          pg.Client.prototype.query = query;
+        }
+        assert.deepEqual(names, ["receive_one", "receive_one", "receive_one", "receive_one_wait"]);
+      } finally {
+        await t.close();
+      }
+    });
+
     it("a send of this process wakes its own receivers once, not again on its NOTIFY", async () => {
       const t = await open("echo");
       try {
