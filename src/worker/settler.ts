@@ -24,7 +24,7 @@ export class Settler {
   /** Most items one transport call carries. */
   readonly maxBatch: number;
 
-  /** `onSettled` runs each time an item is answered (see {@link Settler.unsettled}). */
+  /** `onSettled` runs each time a batch is answered (see {@link Settler.unsettled}). */
   constructor(transport: Transport, maxBatch = 500, onSettled?: () => void) {
     this.transport = transport;
     this.maxBatch = maxBatch;
@@ -59,23 +59,14 @@ export class Settler {
   #enqueue<T>(queue: Pending<T>[], item: T): Promise<boolean> {
     this.#unsettled++;
     return new Promise<boolean>((resolve, reject) => {
-      queue.push({
-        item,
-        resolve: (ok) => {
-          this.#answered();
-          resolve(ok);
-        },
-        reject: (err) => {
-          this.#answered();
-          reject(err);
-        },
-      });
+      queue.push({ item, resolve, reject });
       this.#schedule();
     });
   }
 
-  #answered(): void {
-    this.#unsettled--;
+  /** A batch was answered (or given up on): it no longer counts as unsettled. */
+  #answered(count: number): void {
+    this.#unsettled -= count;
     this.#onSettled?.();
   }
 
@@ -108,10 +99,12 @@ export class Settler {
       for (let attempt = 0; ; attempt++) {
         try {
           const results = await call(items);
+          this.#answered(batch.length);
           batch.forEach((p, i) => p.resolve(results[i] === true));
           break;
         } catch (err) {
           if (attempt >= SETTLE_RETRIES.length) {
+            this.#answered(batch.length);
             for (const p of batch) p.reject(err);
             break;
           }

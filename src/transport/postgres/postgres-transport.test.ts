@@ -235,21 +235,25 @@ if (skip) {
       }
     });
 
-    /** Count the lease statements any pg client runs while `body` does. */
-    async function countingLeases<T>(body: (leases: () => number) => Promise<T>): Promise<T> {
-      let n = 0;
+    /** Record the lease statements (their names without the schema tag) any pg client runs while `body` does. */
+    async function recordingLeases<T>(body: (leases: readonly string[]) => Promise<T>): Promise<T> {
+      const names: string[] = [];
       const query = pg.Client.prototype.query;
-      const counting = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-        if (/_receive_(one|many)(_wait)?$/.test((config as { name?: string } | null)?.name ?? "")) n++;
+      const recording = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+        const name = (config as { name?: string } | null)?.name ?? "";
+        if (/_receive_(one|many)(_wait)?$/.test(name)) names.push(name.replace(/^ferry_[0-9a-f]+_/, ""));
         return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
       };
-      pg.Client.prototype.query = counting as typeof query;
+      pg.Client.prototype.query = recording as typeof query;
       try {
-        return await body(() => n);
+        return await body(names);
       } finally {
         pg.Client.prototype.query = query;
       }
     }
+
+    /** Count the lease statements any pg client runs while `body` does. */
+    const countingLeases = <T>(body: (leases: () => number) => Promise<T>): Promise<T> => recordingLeases((names) => body(() => names.length));
 
     it("a receiver whose last lease found nothing more due waits without asking again until something wakes it", async () => {
       const t = await open("idle");
@@ -283,22 +287,14 @@ if (skip) {
       const t = await open("variants");
       try {
         await t.send(Array.from({ length: 6 }, () => msg("vr")));
-        const names: string[] = [];
-        const query = pg.Client.prototype.query;
-        pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-          const name = (config as { name?: string } | null)?.name ?? "";
-          if (/_receive_/.test(name)) names.push(name.replace(/^ferry_[0-9a-f]+_/, ""));
-          return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
-        } as typeof query;
-        try {
+        const names = await recordingLeases(async (leases) => {
           const take = (max: number) => t.receive({ channels: ["vr"], max, leaseMs: 30_000, waitMs: 0 });
           assert.equal((await take(3)).length, 3); // a backlog: full
           assert.equal((await take(2)).length, 2); // still full
           assert.equal((await take(5)).length, 1); // short
           assert.equal((await take(5)).length, 0); // after a short lease: the variant
-        } finally {
-          pg.Client.prototype.query = query;
-        }
+          return [...leases];
+        });
         assert.deepEqual(names, ["receive_one", "receive_one", "receive_one", "receive_one_wait"]);
       } finally {
         await t.close();

@@ -114,10 +114,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   readonly #notifier: Notifier;
   readonly #notifyChannel: string;
   readonly #ahead: ReadAhead;
-  /** Channel sets whose last lease found nothing more due (see #idleFor), by channels joined with NUL. */
-  readonly #idle = new Map<string, { wakes: number; until: number }>();
-  /** Channel sets whose last lease took fewer rows than it asked for. */
-  readonly #short = new Set<string>();
+  /**
+   * Channel sets (joined with NUL) whose last lease took fewer rows than it asked for,
+   * with, when that lease reported it, until when nothing more is due (see #idleFor)
+   * and the notifier's wake count when it was asked (0, 0: not reported).
+   */
+  readonly #short = new Map<string, { wakes: number; until: number }>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -296,12 +298,8 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
    * Never trusted for more than {@link IDLE_TRUST_MS}, as a missed NOTIFY would be.
    */
   #idleFor(key: string): number {
-    const idle = this.#idle.get(key);
-    if (!idle) return 0;
-    if (idle.wakes !== this.#notifier.wakes || !this.#notifier.listening) {
-      this.#idle.delete(key);
-      return 0;
-    }
+    const idle = this.#short.get(key);
+    if (!idle || idle.until === 0 || idle.wakes !== this.#notifier.wakes || !this.#notifier.listening) return 0;
     return Math.max(0, idle.until - performance.now());
   }
 
@@ -328,15 +326,16 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     const one = channels.length === 1;
     const statement = withWait ? (one ? this.#sql.receiveOneWait : this.#sql.receiveManyWait) : one ? this.#sql.receiveOne : this.#sql.receiveMany;
     const rows = await this.#run<LeaseRow>("receiving", statement, [one ? channels[0] : channels, max, leaseMs]);
-    const wait = rows[0]?.wait ?? null;
-    if (wait !== null && wait > 0) this.#idle.set(key, { wakes, until: asked + Math.min(wait, IDLE_TRUST_MS) });
-    else this.#idle.delete(key);
     const leased: Leased[] = [];
     for (const r of rows) {
       if (r.id !== null) leased.push({ delivery: { message: toEnvelope(r), token: r.token, leaseExpiresAt: r.due_at }, priority: r.priority, wasDue: r.was_due, seq: Number(r.seq) });
     }
-    if (leased.length < max) this.#short.add(key);
-    else this.#short.delete(key);
+    if (leased.length < max) {
+      const wait = rows[0]?.wait ?? null;
+      this.#short.set(key, wait !== null && wait > 0 ? { wakes, until: asked + Math.min(wait, IDLE_TRUST_MS) } : { wakes: 0, until: 0 });
+    } else {
+      this.#short.delete(key);
+    }
     if (leased.length > 1) leased.sort(byDeliveryOrder);
     return leased;
   }
