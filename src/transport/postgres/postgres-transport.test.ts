@@ -6,7 +6,8 @@ import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
 import { createTransport } from "../registry.ts";
-import { migrate, migrateUrl, parsePostgresUrl } from "./migrate.ts";
+import { migrate, migrateUrl, parsePostgresUrl, quoteSchema } from "./migrate.ts";
+import { buildStatements } from "./statements.ts";
 import { PostgresTransport } from "./postgres-transport.ts";
 
 const skip = await serverSkipReason("postgres");
@@ -298,6 +299,78 @@ if (skip) {
         assert.deepEqual(names, ["receive_one", "receive_one", "receive_one", "receive_one_wait"]);
       } finally {
         await t.close();
+      }
+    });
+
+    it("leases run on sessions of their own with generic plans; with a pool given, on that pool", async () => {
+      const sessionsOf = async (t: PostgresTransport) => {
+        const clients = new Set<pg.Client>();
+        const query = pg.Client.prototype.query;
+        pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+          if (/_receive_(one|many)(_wait)?$/.test((config as { name?: string } | null)?.name ?? "")) clients.add(this);
+          return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
+        } as typeof query;
+        try {
+          await t.send([msg("gp")]);
+          assert.equal((await t.receive({ channels: ["gp"], max: 5, leaseMs: 30_000, waitMs: 0 })).length, 1);
+        } finally {
+          pg.Client.prototype.query = query;
+        }
+        const out: string[] = [];
+        for (const c of clients) {
+          const { rows } = await c.query("SELECT current_setting('plan_cache_mode') AS plans, current_setting('jit') AS jit, current_setting('application_name') AS app");
+          out.push(`${rows[0].plans} jit=${rows[0].jit} ${String(rows[0].app).endsWith(":lease") ? "lease" : "main"}`);
+        }
+        return out;
+      };
+      const own = await open("generic");
+      try {
+        assert.deepEqual(await sessionsOf(own), ["force_generic_plan jit=off lease"]);
+      } finally {
+        await own.close();
+      }
+      const given = new pg.Pool({ connectionString: SERVERS.postgres, max: 3 });
+      const onGiven = await PostgresTransport.open({ pool: given, schema: schemaFor("generic") });
+      try {
+        assert.deepEqual(await sessionsOf(onGiven), ["auto jit=on main"]);
+      } finally {
+        await onGiven.close();
+        await given.end();
+      }
+    });
+
+    it("the lease statements' generic plans read indexes only, on a 50,000-row backlog", async () => {
+      const schema = schemaFor("plans");
+      const t = await open("plans");
+      await t.close();
+      const client = new pg.Client({ connectionString: SERVERS.postgres });
+      await client.connect();
+      try {
+        await client.query(`INSERT INTO "${schema}".messages (id, channel, name, payload, run_at, due_at, created_at)
+          SELECT 'm' || g, 'plans', 'pg.test', '{}', g, g, g FROM generate_series(1, 50000) g`);
+        await client.query(`ANALYZE "${schema}".messages`);
+        await client.query("SET plan_cache_mode = force_generic_plan");
+        const sql = buildStatements(quoteSchema(schema));
+        for (const [name, st, channels] of [
+          ["one", sql.receiveOne, "'plans'"],
+          ["many", sql.receiveMany, "ARRAY['plans', 'other']"],
+          ["one, wait", sql.receiveOneWait, "'plans'"],
+          ["many, wait", sql.receiveManyWait, "ARRAY['plans', 'other']"],
+        ] as const) {
+          await client.query("BEGIN");
+          try {
+            await client.query(`PREPARE lease(${channels.startsWith("ARRAY") ? "text[]" : "text"}, int, float8) AS ${st.text}`);
+            const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE lease(${channels}, 10, 30000)`);
+            const plan = rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
+            assert.doesNotMatch(plan, /Seq Scan on messages/, `${name}: no scan of the whole table\n${plan}`);
+            assert.match(plan, /Index Scan using messages_pkey on messages m/, `${name}: the update finds its rows by primary key\n${plan}`);
+          } finally {
+            await client.query("ROLLBACK");
+            await client.query("DEALLOCATE ALL");
+          }
+        }
+      } finally {
+        await client.end();
       }
     });
 

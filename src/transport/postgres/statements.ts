@@ -102,10 +102,17 @@ export function buildStatements(q: string) {
   const leaseSet = `SET state = 'active', token = ${LEASE_TOKEN}, attempt = m.attempt + 1,
         due_at = ${NOW_MS} + $3, started_at = ${NOW_MS}`;
 
+  // The rows picked, found by primary key. The ids also go in as an array (as the fenced
+  // updates take theirs) so that the plan is primary-key lookups even where the planner
+  // cannot see how many were picked: the lease runs with generic plans (see
+  // PostgresTransport's lease pool), whose guess for `LIMIT $2` is a tenth of the table,
+  // and which would otherwise hash-join the whole table (475 ms on 1,000,000 rows).
+  const leaseFrom = (picked: string) => `FROM ${picked} WHERE m.id = ANY(ARRAY(SELECT id FROM ${picked})) AND m.id = picked.id`;
+
   // The lease alone.
   const leaseUpdate = (picked: string) => `
     UPDATE ${t} m ${leaseSet}
-    FROM ${picked} WHERE m.id = picked.id
+    ${leaseFrom(picked)}
     ${leaseReturning}`;
 
   // The lease, then one row per leased message carrying `wait`: when the statement
@@ -117,7 +124,7 @@ export function buildStatements(q: string) {
   const leaseUpdateWithWait = (picked: string) => `,
     leased AS (
       UPDATE ${t} m ${leaseSet}
-      FROM ${picked} WHERE m.id = picked.id
+      ${leaseFrom(picked)}
       ${leaseReturning}
     ),
     nd AS (
