@@ -118,9 +118,9 @@ export function buildStatements(q: string) {
   // The lease, then one row per leased message carrying `wait`: when the statement
   // took fewer than $2, the ms until the next live row not leased here is due (may be
   // <= 0: due rows other receivers hold; Infinity: none), else null. No row was
-  // leased: a single row, every column null but `wait`. Planning it costs more than
-  // the lease alone (about 0.2 ms a run), so it is used only where leases come back
-  // short, as they do at a trickle.
+  // leased: a single row, every column null but `wait`. Where leases are planned per run
+  // (on a pool given by the caller), planning it costs more than the lease alone (about
+  // 0.2 ms a run), so it is used only where leases come back short, as at a trickle.
   const leaseUpdateWithWait = (picked: string) => `,
     leased AS (
       UPDATE ${t} m ${leaseSet}
