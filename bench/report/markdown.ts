@@ -34,7 +34,7 @@ const COLUMNS: Record<string, Array<[string, string]>> = {
   "enqueue-bulk": [["rate", "tasks/s"]],
   "process-c1": [["rate", "tasks/s"], ["rssMB", "worker RSS MB (e)"], ["firstTaskMs", "first task ms"]],
   "process-c50": [["rate", "tasks/s"], ["rssMB", "worker RSS MB (e)"], ["firstTaskMs", "first task ms"]],
-  latency: [["p50Ms", "p50 ms"], ["p95Ms", "p95 ms"], ["p99Ms", "p99 ms"], ["maxMs", "max ms"], ["received", "received"]],
+  latency: [["p50Ms", "p50 ms"], ["p95Ms", "p95 ms"], ["p99Ms", "p99 ms"], ["maxMs", "max ms"], ["enqueueP99Ms", "enqueue call p99 ms"], ["received", "received"]],
   delayed: [["p50Ms", "lateness p50 ms"], ["p99Ms", "lateness p99 ms"], ["maxMs", "max ms"], ["early", "early"], ["received", "received"]],
   backlog: [["bulkRate", "bulk enqueue tasks/s"], ["singleRateWithBacklog", "single enqueue tasks/s (backlog)"], ["smallP50Ms", "receive p50 ms (20k)"], ["bigP50Ms", "receive p50 ms (full)"], ["bigP99Ms", "receive p99 ms (full)"]],
 };
