@@ -104,9 +104,9 @@ export function buildStatements(q: string) {
 
   // The rows picked, found by primary key. The ids also go in as an array (as the fenced
   // updates take theirs) so that the plan is primary-key lookups even where the planner
-  // cannot see how many were picked: the lease runs with generic plans (see
-  // PostgresTransport's lease pool), whose guess for `LIMIT $2` is a tenth of the table,
-  // and which would otherwise hash-join the whole table (475 ms on 1,000,000 rows).
+  // cannot see how many were picked: the lease runs with generic plans (LEASE_SESSION in
+  // postgres-transport.ts), whose guess for `LIMIT $2` is a tenth of the table, and which
+  // would otherwise hash-join the whole table (475 ms on 1,000,000 rows).
   const leaseFrom = (picked: string) => `FROM ${picked} WHERE m.id = ANY(ARRAY(SELECT id FROM ${picked})) AND m.id = picked.id`;
 
   // The lease alone.
