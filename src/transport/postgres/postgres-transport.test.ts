@@ -134,7 +134,7 @@ if (skip) {
     it("migrations are idempotent", async () => {
       const schema = schemaFor("mig");
       const first = await migrate({ connectionString: SERVERS.postgres, schema });
-      assert.deepEqual(first.applied, ["001_init", "002_inspection_indexes"]);
+      assert.deepEqual(first.applied, ["001_init", "002_inspection_indexes", "003_update_room"]);
       const second = await migrate({ pool, schema });
       assert.deepEqual(second.applied, []);
       assert.equal(second.version, first.version);
@@ -144,7 +144,36 @@ if (skip) {
       assert.equal((await b.receive({ channels: ["mig"], max: 5, leaseMs: 1000, waitMs: 0 })).length, 1);
       await Promise.all([a.close(), b.close()]);
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".migrations`);
-      assert.equal(rows[0].n, 2);
+      assert.equal(rows[0].n, 3);
+    });
+
+    it("a message's lease and ack write its new versions on its own page", async () => {
+      const schema = schemaFor("room");
+      const t = await open("room");
+      try {
+        const { rows: opts } = await pool.query(`SELECT reloptions FROM pg_class WHERE oid = '"${schema}".messages'::regclass`);
+        assert.ok(opts[0].reloptions.includes("fillfactor=50"), String(opts[0].reloptions));
+        if (process.env.FERRY_TEST_FILLFACTOR) await pool.query(`ALTER TABLE "${schema}".messages SET (fillfactor = ${Number(process.env.FERRY_TEST_FILLFACTOR)})`);
+        await t.send(Array.from({ length: 200 }, () => msg("room")));
+        const pages = async () => {
+          const { rows } = await pool.query(`SELECT id, (ctid::text::point)[0]::int AS page FROM "${schema}".messages`);
+          return new Map(rows.map((r: { id: string; page: number }) => [r.id, r.page]));
+        };
+        const sent = await pages();
+        assert.ok(new Set(sent.values()).size >= 2, "the messages span pages");
+        for (;;) {
+          const got = await t.receive({ channels: ["room"], max: 50, leaseMs: 30_000, waitMs: 0 });
+          if (got.length === 0) break;
+          assert.ok((await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })))).every(Boolean));
+        }
+        const acked = await pages();
+        const moved = [...sent].filter(([id, page]) => acked.get(id) !== page).length;
+        // A few may move where the page has not been pruned of the lease's old version yet;
+        // measured: 17 of 200 here, and 166 of 200 on full pages (fillfactor 100).
+        assert.ok(moved <= sent.size / 4, `${moved} of ${sent.size} rows moved to another page`);
+      } finally {
+        await t.close();
+      }
     });
 
     it("migrate: false on a missing schema fails with CONFIG_INVALID on use", async () => {
