@@ -367,6 +367,19 @@ if (skip) {
       }
     });
 
+    it("opens a quarter of poolSize as lease sessions, at least 2", async () => {
+      for (const [poolSize, leases] of [[3, 2], [12, 3]] as const) {
+        const schema = schemaFor(`lease_n${poolSize}`);
+        const t = await open(`lease_n${poolSize}`, { poolSize });
+        try {
+          const { rows } = await pool.query("SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1 GROUP BY 1 ORDER BY 1", [`ferry:${schema}%`]);
+          assert.deepEqual(rows, [{ app: `ferry:${schema}`, n: poolSize }, { app: `ferry:${schema}:lease`, n: leases }]);
+        } finally {
+          await t.close();
+        }
+      }
+    });
+
     it("the lease plans a transport keeps read indexes only, made on an empty table and used on 50,000 rows", async () => {
       const schema = schemaFor("plans");
       const t = await open("plans");

@@ -50,22 +50,25 @@ export interface PostgresTransportOptions {
   migrate?: boolean;
   /**
    * Connections in the pool made from `connectionString` (one is kept for LISTEN). Default `10`.
-   * Such a transport also opens {@link LEASE_POOL_SIZE} connections of its own for leases.
+   * Such a transport also opens {@link leasePoolSize} connections of its own for leases.
    */
   poolSize?: number;
 }
 
 /**
- * Connections of the lease pool: a transport that makes its own pool runs its lease
- * statements on these, whose sessions use generic plans ({@link LEASE_SESSION}).
- * PostgreSQL would otherwise plan every lease anew (its generic plan looks dearer than a
- * custom one for a small `LIMIT`), and planning was most of a small lease's time on the
- * server: a lease of 5 from 20,000 rows ran in 0.2 ms against 0.8 ms. Other statements
- * stay on the main pool with PostgreSQL's own choice of plan, since inspection queries'
- * plans do depend on their parameters. Leases take turns on these connections: each
- * consumer has at most one lease statement in flight.
+ * Connections of the lease pool for a main pool of `poolSize`: a quarter of it, at least 2.
+ * A transport that makes its own pool runs its lease statements on these, whose sessions
+ * use generic plans ({@link LEASE_SESSION}). PostgreSQL would otherwise plan every lease
+ * anew (its generic plan looks dearer than a custom one for a small `LIMIT`), and planning
+ * was most of a small lease's time on the server: a lease of 5 from 20,000 rows ran in
+ * 0.2 ms against 0.8 ms. Other statements stay on the main pool with PostgreSQL's own
+ * choice of plan, since inspection queries' plans do depend on their parameters. Each
+ * consumer loop (a worker, a reply inbox) has at most one lease statement in flight; more
+ * busy loops than lease connections take turns, so a process with many raises `poolSize`.
  */
-export const LEASE_POOL_SIZE = 2;
+export function leasePoolSize(poolSize: number): number {
+  return Math.max(2, Math.floor(poolSize / 4));
+}
 
 /**
  * The startup options of a lease-pool session (besides the main pool's `ferry.notify=off`).
@@ -197,14 +200,15 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     };
     const pool = options.pool ?? ownPool(poolSize, `ferry:${schema}`, "-c ferry.notify=off");
     // Session options go in the startup packet, which a URL with options of its own already fills.
-    const leasePool = notifyAfterCommit ? ownPool(LEASE_POOL_SIZE, `ferry:${schema}:lease`, `-c ferry.notify=off ${LEASE_SESSION}`) : pool;
+    const leaseSize = leasePoolSize(poolSize);
+    const leasePool = notifyAfterCommit ? ownPool(leaseSize, `ferry:${schema}:lease`, `-c ferry.notify=off ${LEASE_SESSION}`) : pool;
     // The backends of our own sessions: every NOTIFY they send follows an in-process wake-up.
     const ownBackends = notifyAfterCommit ? backendIds(pool) : undefined;
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
       else await pool.query("SELECT 1");
       if (ownsPool) await warm(pool, poolSize, schema);
-      if (leasePool !== pool) await warm(leasePool, LEASE_POOL_SIZE, schema);
+      if (leasePool !== pool) await warm(leasePool, leaseSize, schema);
     } catch (err) {
       if (ownsPool) await pool.end().catch(() => {});
       if (leasePool !== pool) await leasePool.end().catch(() => {});
