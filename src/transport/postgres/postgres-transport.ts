@@ -199,14 +199,16 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       return made;
     };
     const pool = options.pool ?? ownPool(poolSize, `ferry:${schema}`, "-c ferry.notify=off");
-    // Session options go in the startup packet, which a URL with options of its own already fills.
     const leaseSize = leasePoolSize(poolSize);
-    const leasePool = notifyAfterCommit ? ownPool(leaseSize, `ferry:${schema}:lease`, `-c ferry.notify=off ${LEASE_SESSION}`) : pool;
+    let leasePool = pool;
     // The backends of our own sessions: every NOTIFY they send follows an in-process wake-up.
     const ownBackends = notifyAfterCommit ? backendIds(pool) : undefined;
     try {
       if (options.migrate !== false) await migrate({ pool, schema });
-      else await pool.query("SELECT 1");
+      const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+      // Session options go in the startup packet, which a URL with options of its own already
+      // fills; plan_cache_mode is PostgreSQL 12's.
+      if (notifyAfterCommit && Number(rows[0]?.v) >= 120000) leasePool = ownPool(leaseSize, `ferry:${schema}:lease`, `-c ferry.notify=off ${LEASE_SESSION}`);
       if (ownsPool) await warm(pool, poolSize, schema);
       if (leasePool !== pool) await warm(leasePool, leaseSize, schema);
     } catch (err) {
