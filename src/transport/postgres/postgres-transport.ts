@@ -81,7 +81,6 @@ export function leasePoolSize(poolSize: number): number {
  */
 export const LEASE_SESSION = "-c plan_cache_mode=force_generic_plan -c jit=off -c enable_seqscan=off -c enable_bitmapscan=off";
 
-
 /**
  * The longest a receiver trusts that its channels have nothing due without asking
  * the database again: a NOTIFY that never arrived (a failed notify after commit, a
