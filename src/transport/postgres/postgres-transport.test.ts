@@ -264,25 +264,32 @@ if (skip) {
       }
     });
 
-    /** Record the lease statements (their names without the schema tag) any pg client runs while `body` does. */
-    async function recordingLeases<T>(body: (leases: readonly string[]) => Promise<T>): Promise<T> {
-      const names: string[] = [];
+    /** One lease statement run: its name without the schema tag, its prepared name, and the session it ran on. */
+    interface LeaseCall {
+      name: string;
+      prepared: string;
+      client: pg.Client;
+    }
+
+    /** Record the lease statements any pg client runs while `body` does. */
+    async function recordingLeases<T>(body: (leases: readonly LeaseCall[]) => Promise<T>): Promise<T> {
+      const calls: LeaseCall[] = [];
       const query = pg.Client.prototype.query;
       const recording = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-        const name = (config as { name?: string } | null)?.name ?? "";
-        if (/_receive_(one|many)(_wait)?$/.test(name)) names.push(name.replace(/^ferry_[0-9a-f]+_/, ""));
+        const prepared = (config as { name?: string } | null)?.name ?? "";
+        if (/_receive_(one|many)(_wait)?$/.test(prepared)) calls.push({ name: prepared.replace(/^ferry_[0-9a-f]+_/, ""), prepared, client: this });
         return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
       };
       pg.Client.prototype.query = recording as typeof query;
       try {
-        return await body(names);
+        return await body(calls);
       } finally {
         pg.Client.prototype.query = query;
       }
     }
 
     /** Count the lease statements any pg client runs while `body` does. */
-    const countingLeases = <T>(body: (leases: () => number) => Promise<T>): Promise<T> => recordingLeases((names) => body(() => names.length));
+    const countingLeases = <T>(body: (leases: () => number) => Promise<T>): Promise<T> => recordingLeases((calls) => body(() => calls.length));
 
     it("a receiver whose last lease found nothing more due waits without asking again until something wakes it", async () => {
       const t = await open("idle");
@@ -322,7 +329,7 @@ if (skip) {
           assert.equal((await take(2)).length, 2); // still full
           assert.equal((await take(5)).length, 1); // short
           assert.equal((await take(5)).length, 0); // after a short lease: the variant
-          return [...leases];
+          return leases.map((c) => c.name);
         });
         assert.deepEqual(names, ["receive_one", "receive_one", "receive_one", "receive_one_wait"]);
       } finally {
@@ -332,18 +339,11 @@ if (skip) {
 
     it("leases run on sessions of their own with generic plans; with a pool given, on that pool", async () => {
       const sessionsOf = async (t: PostgresTransport) => {
-        const clients = new Set<pg.Client>();
-        const query = pg.Client.prototype.query;
-        pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-          if (/_receive_(one|many)(_wait)?$/.test((config as { name?: string } | null)?.name ?? "")) clients.add(this);
-          return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
-        } as typeof query;
-        try {
+        const clients = await recordingLeases(async (calls) => {
           await t.send([msg("gp")]);
           assert.equal((await t.receive({ channels: ["gp"], max: 5, leaseMs: 30_000, waitMs: 0 })).length, 1);
-        } finally {
-          pg.Client.prototype.query = query;
-        }
+          return new Set(calls.map((c) => c.client));
+        });
         const out: string[] = [];
         for (const c of clients) {
           const { rows } = await c.query("SELECT current_setting('plan_cache_mode') AS plans, current_setting('jit') AS jit, current_setting('application_name') AS app");
@@ -388,14 +388,7 @@ if (skip) {
       try {
         // Each lease statement runs once while the table is nearly empty: each session makes its
         // generic plan then, and keeps it.
-        const used = new Map<string, pg.Client>();
-        const query = pg.Client.prototype.query;
-        pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
-          const name = (config as { name?: string } | null)?.name ?? "";
-          if (/_receive_(one|many)(_wait)?$/.test(name)) used.set(name, this);
-          return (query as (...a: unknown[]) => unknown).call(this, config, ...rest);
-        } as typeof query;
-        try {
+        const used = await recordingLeases(async (calls) => {
           await t.send([...Array.from({ length: 3 }, () => msg("pa")), ...Array.from({ length: 3 }, () => msg("pb"))]);
           const take = (channels: string[], max: number) => t.receive({ channels, max, leaseMs: 30_000, waitMs: 0 });
           assert.equal((await take(["pa"], 2)).length, 2);
@@ -404,20 +397,19 @@ if (skip) {
           assert.equal((await take(["pa", "pb"], 2)).length, 2);
           assert.equal((await take(["pa", "pb"], 5)).length, 1);
           assert.equal((await take(["pa", "pb"], 5)).length, 0);
-        } finally {
-          pg.Client.prototype.query = query;
-        }
-        assert.deepEqual([...used.keys()].map((n) => n.replace(/^ferry_[0-9a-f]+_/, "")).sort(), ["receive_many", "receive_many_wait", "receive_one", "receive_one_wait"]);
+          return new Map(calls.map((c) => [c.name, c]));
+        });
+        assert.deepEqual([...used.keys()].sort(), ["receive_many", "receive_many_wait", "receive_one", "receive_one_wait"]);
         // The table grows to 50,000 rows; then once more after ANALYZE, which makes the sessions plan anew.
         await admin.query(`INSERT INTO "${schema}".messages (id, channel, name, payload, run_at, due_at, created_at)
           SELECT 'm' || g, 'pa', 'pg.test', '{}', g, g, g FROM generate_series(1, 50000) g`);
         for (const analyzed of [false, true]) {
           if (analyzed) await admin.query(`ANALYZE "${schema}".messages`);
-          for (const [name, client] of used) {
+          for (const { name, prepared, client } of used.values()) {
             const channels = name.includes("_many") ? "ARRAY['pa', 'pb']" : "'pa'";
-            const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE ${name}(${channels}, 10, 30000)`);
+            const { rows } = await client.query(`EXPLAIN (COSTS OFF) EXECUTE ${prepared}(${channels}, 10, 30000)`);
             const plan = rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
-            const which = `${name.replace(/^ferry_[0-9a-f]+_/, "")}${analyzed ? ", after ANALYZE" : ""}`;
+            const which = `${name}${analyzed ? ", after ANALYZE" : ""}`;
             assert.doesNotMatch(plan, /Seq Scan|Bitmap/, `${which}: reads indexes only\n${plan}`);
             assert.match(plan, /Index Scan using messages_pkey on messages m/, `${which}: the update finds its rows by primary key\n${plan}`);
             assert.match(plan, /Index Scan using messages_receive/, `${which}: due rows in index order\n${plan}`);
