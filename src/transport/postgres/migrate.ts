@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { FerryError } from "../../core/errors.ts";
 import { mapPgError } from "./pg-errors.ts";
+import { retentionFromParams, type RetentionOptions } from "../retention.ts";
 
 /** Schema names: a lowercase letter or `_`, then up to 47 lowercase letters, digits or `_`. */
 export const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -138,6 +139,8 @@ export interface PostgresUrlSettings {
   migrate: boolean;
   /** `?poolSize=`; absent means the default, `10`. */
   poolSize?: number;
+  /** `?completedCount=&completedAge=&deadCount=&deadAge=` (`none`: no limit); absent means the defaults. */
+  retention?: RetentionOptions;
 }
 
 /**
@@ -159,11 +162,13 @@ export function parsePostgresUrl(url: URL | string): PostgresUrlSettings {
   const migrateParam = u.searchParams.get("migrate");
   const poolParam = u.searchParams.get("poolSize");
   for (const k of ["schema", "migrate", "poolSize"]) u.searchParams.delete(k);
+  const retention = retentionFromParams(u.searchParams);
   if (migrateParam !== null && migrateParam !== "true" && migrateParam !== "false") {
     throw new FerryError("INVALID_URL", `migrate must be "true" or "false" in the PostgreSQL URL, got ${JSON.stringify(migrateParam)}`);
   }
   const settings: PostgresUrlSettings = { connectionString: u.toString(), migrate: migrateParam !== "false" };
   if (schema !== null) settings.schema = schema;
+  if (retention) settings.retention = retention;
   if (poolParam !== null) {
     const n = Number(poolParam);
     if (!Number.isInteger(n)) throw new FerryError("INVALID_URL", `poolSize must be a whole number in the PostgreSQL URL, got ${JSON.stringify(poolParam)}`);

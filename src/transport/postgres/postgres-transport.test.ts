@@ -6,8 +6,11 @@ import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
 import { createTransport } from "../registry.ts";
-import { migrate, migrateUrl, parsePostgresUrl } from "./migrate.ts";
-import { PostgresTransport } from "./postgres-transport.ts";
+import { migrate, migrateUrl, parsePostgresUrl, quoteSchema } from "./migrate.ts";
+import { buildStatements } from "./statements.ts";
+import type { Envelope } from "../../core/envelope.ts";
+import type { MessageState } from "../types.ts";
+import { PostgresTransport, retentionLockKey } from "./postgres-transport.ts";
 
 const skip = await serverSkipReason("postgres");
 const run = `${process.pid}_${Date.now().toString(36)}`;
@@ -201,6 +204,12 @@ if (skip) {
     it("reads Ferry's settings from a URL and leaves the rest to pg", () => {
       const s = parsePostgresUrl("postgres://u:p@h:5433/db?schema=app_jobs&migrate=false&poolSize=4&sslmode=disable");
       assert.deepEqual(s, { connectionString: "postgres://u:p@h:5433/db?sslmode=disable", schema: "app_jobs", migrate: false, poolSize: 4 });
+      assert.deepEqual(parsePostgresUrl("postgres://h/db?completedCount=100&completedAge=2h&deadAge=none").retention, {
+        completed: { count: 100, age: "2h" },
+        dead: { age: Infinity },
+      });
+      assert.throws(() => parsePostgresUrl("postgres://h/db?completedCount=lots"), (e: unknown) => isFerryError(e, "INVALID_URL"));
+      assert.throws(() => parsePostgresUrl("postgres://h/db?deadAge=1y"), (e: unknown) => isFerryError(e, "INVALID_URL"));
       assert.throws(() => parsePostgresUrl("postgres://h/db?migrate=maybe"), (e: unknown) => isFerryError(e, "INVALID_URL"));
       assert.throws(() => parsePostgresUrl("redis://h/0"), (e: unknown) => isFerryError(e, "INVALID_URL"));
     });
@@ -488,6 +497,135 @@ if (skip) {
         assert.equal((await t.counts()).find((x) => x.channel === "pr")?.waiting, 1);
       } finally {
         await t.close();
+      }
+    });
+
+    /** Send one message at a time to `channel` (so their arrival order is the array's), lease and ack them all. */
+    async function finish(t: PostgresTransport, channel: string, n: number): Promise<string[]> {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const m = msg(channel);
+        await t.send([m]);
+        ids.push(m.id);
+      }
+      const got = await t.receive({ channels: [channel], max: n, leaseMs: 30_000, waitMs: 0 });
+      assert.equal(got.length, n);
+      assert.ok((await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })))).every(Boolean));
+      return ids;
+    }
+    const listed = async (t: PostgresTransport, state: MessageState, channel: string) =>
+      (await t.list({ state, channel, limit: 100 })).map((r) => r.message.id).sort();
+
+    it("retention keeps the newest completed and dead rows per channel by count, and deletes past the age", async () => {
+      const schema = schemaFor("retain");
+      const t = await PostgresTransport.open({ connectionString: SERVERS.postgres, schema, poolSize: 3, retention: { completed: { count: 3, age: Infinity }, dead: { count: 1, age: Infinity } } });
+      try {
+        const a = await finish(t, "ret-a", 8);
+        const b = await finish(t, "ret-b", 2);
+        const doomed = [msg("ret-a"), msg("ret-a")];
+        for (const m of doomed) await t.send([m]);
+        const leased = await t.receive({ channels: ["ret-a"], max: 2, leaseMs: 30_000, waitMs: 0 });
+        await t.deadLetter(leased.map((d) => ({ id: d.message.id, token: d.token, error: { at: Date.now(), attempt: 1, code: "E", message: "no" } })));
+        assert.equal(await t.enforceRetention(), 5 + 1);
+        assert.deepEqual(await listed(t, "completed", "ret-a"), a.slice(5).sort(), "the newest 3 of ret-a");
+        assert.deepEqual(await listed(t, "completed", "ret-b"), b.sort(), "ret-b is under its count");
+        assert.deepEqual(await listed(t, "dead", "ret-a"), [doomed[1]!.id], "the newest dead row");
+        assert.equal(await t.enforceRetention(), 0, "nothing more to delete");
+        // By age: a row that finished two hours ago goes under a one-hour rule, the rest stay.
+        await pool.query(`UPDATE "${schema}".messages SET finished_at = finished_at - 7200000 WHERE id = $1`, [b[0]]);
+        const byAge = await PostgresTransport.open({ connectionString: SERVERS.postgres, schema, poolSize: 2, retention: { completed: { count: Infinity, age: "1h" } } });
+        try {
+          assert.equal(await byAge.enforceRetention(), 1);
+          assert.deepEqual(await listed(byAge, "completed", "ret-b"), [b[1]!]);
+          assert.equal((await byAge.counts()).find((c) => c.channel === "ret-a")?.completed, 3);
+        } finally {
+          await byAge.close();
+        }
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("retention runs in one process per schema at a time: while the lock is held elsewhere, nothing is deleted", async () => {
+      const schema = schemaFor("retain_lock");
+      const t = await PostgresTransport.open({ connectionString: SERVERS.postgres, schema, poolSize: 3, retention: { completed: { count: 1 } } });
+      const holder = await pool.connect();
+      try {
+        await finish(t, "ret-lock", 4);
+        await holder.query("SELECT pg_advisory_lock($1)", [retentionLockKey(schema)]);
+        assert.equal(await t.enforceRetention(), 0);
+        assert.equal((await listed(t, "completed", "ret-lock")).length, 4);
+        await holder.query("SELECT pg_advisory_unlock($1)", [retentionLockKey(schema)]);
+        assert.equal(await t.enforceRetention(), 3);
+      } finally {
+        holder.release();
+        await t.close();
+      }
+    });
+
+    it("retention runs in the background once messages finish", async () => {
+      const t = await open("retain_bg", { retention: { completed: { count: 2 } } });
+      try {
+        const ids = await finish(t, "ret-bg", 6);
+        const deadline = Date.now() + 15_000;
+        while ((await listed(t, "completed", "ret-bg")).length > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(await listed(t, "completed", "ret-bg"), ids.slice(4).sort());
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a completed rule that keeps nothing deletes each row as it is acked, fenced as before", async () => {
+      const t = await open("retain_none", { retention: { completed: { count: 0 } } });
+      try {
+        const [a, b, c] = [msg("ret-none"), msg("ret-none"), msg("ret-none")];
+        await t.send([a, b, c]);
+        const got = await t.receive({ channels: ["ret-none"], max: 3, leaseMs: 30_000, waitMs: 0 });
+        const lease = (m: Envelope) => got.find((d) => d.message.id === m.id)!;
+        assert.deepEqual(await t.ack([{ id: a.id, token: `${lease(a).token}9` }]), [false], "a stale token is refused");
+        assert.deepEqual(await t.ack([{ id: a.id, token: lease(a).token, result: { ok: 1 } }, { id: b.id, token: lease(b).token, status: "cancelled" }]), [true, true]);
+        assert.equal(await t.get(a.id), null);
+        assert.equal(await t.get(b.id), null);
+        assert.deepEqual(await t.ack([{ id: a.id, token: lease(a).token }]), [false], "acked once");
+        await t.deadLetter([{ id: c.id, token: lease(c).token, error: { at: Date.now(), attempt: 1, code: "E", message: "no" } }]);
+        assert.equal((await t.get(c.id))?.state, "dead", "dead rows keep their own rule");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("a retention statement finds each channel's count edge once, not once per row", async () => {
+      const schema = schemaFor("retain_plan");
+      const t = await PostgresTransport.open({ connectionString: SERVERS.postgres, schema, poolSize: 2, retention: { completed: { count: Infinity, age: Infinity } } });
+      try {
+        await pool.query(`INSERT INTO "${schema}".messages (id, channel, name, payload, state, run_at, due_at, created_at, finished_at)
+          SELECT 'p' || g, 'ret-plan', 'x', '{}'::json, 'completed', 0, 0, 0, g FROM generate_series(1, 3000) g`);
+        await pool.query(`ANALYZE "${schema}".messages`);
+        const client = await pool.connect();
+        try {
+          await client.query("BEGIN");
+          const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${buildStatements(quoteSchema(schema)).retain.text}`, ["completed", 100, null, 500, retentionLockKey(schema)]);
+          await client.query("ROLLBACK");
+          type Node = { "Node Type": string; "Scan Direction"?: string; "Actual Loops": number; "Actual Rows": number; Plans?: Node[] };
+          const nodes: Node[] = [];
+          const walk = (n: Node) => (nodes.push(n), n.Plans?.forEach(walk));
+          walk((rows[0]["QUERY PLAN"] as Array<{ Plan: Node }>)[0]!.Plan);
+          const edge = nodes.filter((n) => n["Scan Direction"] === "Backward");
+          assert.equal(edge.length, 1, "one backward walk finds the edge");
+          assert.equal(edge[0]!["Actual Loops"], 1, "run once for the one channel");
+          assert.equal(nodes.find((n) => n["Node Type"] === "ModifyTable")?.["Actual Rows"], 500, "the oldest 500 (the batch), past the newest 100");
+        } finally {
+          client.release();
+        }
+        assert.equal(await t.enforceRetention(), 0, "no limits: nothing deleted");
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("bad retention options are refused before connecting", async () => {
+      for (const retention of [{ completed: { count: -1 } }, { completed: { count: 1.5 } }, { dead: { age: "soon" } }, { dead: { age: -1 } }]) {
+        await assert.rejects(PostgresTransport.open({ connectionString: "postgres://127.0.0.1:1/none", retention }), (e: unknown) => isFerryError(e, "INVALID_OPTION"), JSON.stringify(retention));
       }
     });
 

@@ -6,6 +6,7 @@
  * fencing tokens follow the database clock. `sendWithin` enqueues inside the
  * caller's transaction: the message exists if and only if it commits.
  */
+import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
@@ -37,6 +38,8 @@ import { byDeliveryOrder, ReadAhead, type Leased } from "./read-ahead.ts";
 import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
+import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, keepsNothing, resolveRule, type RetentionOptions } from "../retention.ts";
+import { Retainer, type RetainRules } from "./retainer.ts";
 
 /** Options of {@link PostgresTransport.open}. */
 export interface PostgresTransportOptions {
@@ -53,6 +56,22 @@ export interface PostgresTransportOptions {
    * Such a transport also opens {@link leasePoolSize} connections of its own for leases.
    */
   poolSize?: number;
+  /**
+   * Retention of finished rows, enforced in the background (see `retainer.ts`): about once
+   * a second while this process finishes messages. A completed rule that keeps nothing
+   * (`count: 0` or `age: 0`) deletes each row as it is acked instead. Defaults in
+   * {@link RetentionOptions}: completed 10,000 per channel for at most a day, dead-lettered
+   * 100,000 for at most 30 days.
+   */
+  retention?: RetentionOptions;
+}
+
+/**
+ * The advisory lock key (bigint as text) a schema's retention runs under: one pruning
+ * process per schema at a time. The first 60 bits of the SHA-1 of the schema name.
+ */
+export function retentionLockKey(schema: string): string {
+  return BigInt(`0x${createHash("sha1").update(`ferry-retention:${schema}`).digest("hex").slice(0, 15)}`).toString();
 }
 
 /**
@@ -124,6 +143,12 @@ function backendIds(pool: pg.Pool): ReadonlySet<number> {
   return ids;
 }
 
+function countTrue(flags: readonly boolean[]): number {
+  let n = 0;
+  for (const f of flags) if (f) n++;
+  return n;
+}
+
 /** Anything with pg's `query` (a Client, a PoolClient). */
 type Queryable = Pick<pg.ClientBase, "query">;
 
@@ -150,10 +175,21 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
    * and the notifier's wake count when it was asked (0, 0: not reported).
    */
   readonly #short = new Map<string, { wakes: number; until: number }>();
+  readonly #retainer: Retainer;
+  /** Acks delete their rows: retention keeps no completed records. */
+  readonly #ackDeletes: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(pool: pg.Pool, leasePool: pg.Pool, ownsPool: boolean, schema: string, notifyAfterCommit: boolean, ownBackends: ReadonlySet<number> | undefined) {
+  private constructor(
+    pool: pg.Pool,
+    leasePool: pg.Pool,
+    ownsPool: boolean,
+    schema: string,
+    notifyAfterCommit: boolean,
+    ownBackends: ReadonlySet<number> | undefined,
+    retention: RetainRules,
+  ) {
     this.#notifyAfterCommit = notifyAfterCommit;
     this.#pool = pool;
     this.#leasePool = leasePool;
@@ -163,6 +199,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#notifyChannel = notifyChannel(schema);
     this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel, ...(ownBackends ? { ownBackends } : {}) });
     this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
+    this.#ackDeletes = keepsNothing(retention.completed);
+    const lockKey = retentionLockKey(schema);
+    this.#retainer = new Retainer(retention, async (state, rule, batch) => {
+      const rows = await this.#run("enforcing retention", this.#sql.retain, [state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch, lockKey]);
+      return rows.length;
+    });
   }
 
   /**
@@ -173,6 +215,10 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   static async open(options: PostgresTransportOptions): Promise<PostgresTransport> {
     const schema = options.schema ?? DEFAULT_SCHEMA;
     quoteSchema(schema);
+    const retention: RetainRules = {
+      completed: resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed"),
+      dead: resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead"),
+    };
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 2 || poolSize > 1000) {
       throw new FerryError("INVALID_OPTION", `poolSize must be a whole number from 2 to 1000 (one connection listens), got ${String(options.poolSize)}`, { details: { option: "poolSize" } });
@@ -215,7 +261,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       if (leasePool !== pool) await leasePool.end().catch(() => {});
       throw mapPgError(err, "opening the transport", schema);
     }
-    return new PostgresTransport(pool, leasePool, ownsPool, schema, notifyAfterCommit, ownBackends);
+    return new PostgresTransport(pool, leasePool, ownsPool, schema, notifyAfterCommit, ownBackends, retention);
   }
 
   /**
@@ -227,6 +273,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     const options: PostgresTransportOptions = { connectionString: settings.connectionString, migrate: settings.migrate };
     if (settings.schema !== undefined) options.schema = settings.schema;
     if (settings.poolSize !== undefined) options.poolSize = settings.poolSize;
+    if (settings.retention !== undefined) options.retention = settings.retention;
     return PostgresTransport.open(options);
   }
 
@@ -407,10 +454,15 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
         throw new FerryError("INVALID_OPTION", `ack status must be "completed" or "cancelled", got ${JSON.stringify(i.status)}`, { details: { option: "status" } });
       }
     }
-    return this.#fenced("acknowledging", items, (send) => {
+    const done = await this.#fenced("acknowledging", items, (send) => {
+      if (this.#ackDeletes) {
+        return this.#run("acknowledging", this.#sql.ackDelete, [JSON.stringify(send.map((i) => ({ id: i.id, token: i.token }))), send.map((i) => i.id)]);
+      }
       const batch = send.map((i) => ({ id: i.id, token: i.token, status: i.status ?? "completed", result: i.result === undefined ? undefined : JSON.stringify(i.result) }));
       return this.#run("acknowledging", this.#sql.ack, [JSON.stringify(batch), send.map((i) => i.id)]);
     });
+    if (!this.#ackDeletes) this.#retainer.noteFinished(countTrue(done));
+    return done;
   }
 
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
@@ -424,10 +476,12 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   }
 
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
-    return this.#fenced("dead-lettering", items, (send) => {
+    const done = await this.#fenced("dead-lettering", items, (send) => {
       const batch = send.map((i) => ({ id: i.id, token: i.token, error: storedError(i.error) }));
       return this.#run("dead-lettering", this.#sql.deadLetter, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]);
     });
+    this.#retainer.noteFinished(countTrue(done));
+    return done;
   }
 
   async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
@@ -483,6 +537,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   async #close(): Promise<void> {
     // Held read-ahead goes back to waiting before the pool closes.
     await this.#ahead.close();
+    await this.#retainer.close();
     this.#closed = true;
     await this.#notifier.close();
     await this.#notifying;
@@ -557,6 +612,16 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#checkOpen();
     const removed = new Set((await this.#run<{ id: string }>("discarding", this.#sql.discard, [[...ids]])).map((r) => r.id));
     return firstOf(ids, removed);
+  }
+
+  /**
+   * Enforce the retention rules now, as the background does about once a second while
+   * messages finish. Returns rows deleted (0 while another process holds the schema's
+   * retention lock). For tests and maintenance scripts; nothing needs to call it.
+   */
+  enforceRetention(): Promise<number> {
+    this.#checkOpen();
+    return this.#retainer.run();
   }
 
   async prune(options: { before: number; states?: readonly MessageState[] }): Promise<number> {

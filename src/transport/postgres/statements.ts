@@ -293,6 +293,46 @@ export function buildStatements(q: string) {
     /** Delete dead rows. $1 text[]: ids. Returns: `id` of each row deleted. */
     discard: st("discard", `DELETE FROM ${t} WHERE id = ANY($1::text[]) AND state = 'dead' RETURNING id`),
 
+    /**
+     * Retention, for one finished state $1 text: in each channel holding that state, of its
+     * $4 int oldest rows (by arrival), delete those past the newest $2 int ($2 < 0: no count
+     * limit) or finished before $3 float8 ms (null: no age limit). Runs only when it takes
+     * the advisory lock $5 bigint (one pruner per schema at a time; others skip). A loose
+     * index scan finds the channels; each channel costs an index walk of $2 entries for
+     * its count edge and of $4 rows for its oldest, however large the table. (The edge's
+     * `OFFSET 0` keeps it a subquery run once per channel: pulled up into the join, the
+     * planner ran it once per row, 18 s for 10,000 rows.)
+     * Returns: `id` of each row deleted.
+     */
+    retain: st("retain", `
+      WITH RECURSIVE lock AS (SELECT pg_try_advisory_xact_lock($5) AS held, ${ASYNC_COMMIT} AS async),
+      chs AS (
+        (SELECT channel FROM ${t} WHERE state = $1 AND ${FINISHED} AND (SELECT held FROM lock) ORDER BY channel LIMIT 1)
+        UNION ALL
+        SELECT (SELECT channel FROM ${t} WHERE state = $1 AND ${FINISHED} AND channel > chs.channel ORDER BY channel LIMIT 1)
+        FROM chs WHERE chs.channel IS NOT NULL
+      ),
+      doomed AS (
+        SELECT h.id FROM chs
+        CROSS JOIN LATERAL (SELECT CASE WHEN $2::int >= 0 THEN (
+          SELECT seq FROM ${t} WHERE state = $1 AND ${FINISHED} AND channel = chs.channel ORDER BY seq DESC OFFSET greatest($2::int, 0) LIMIT 1) END AS edge
+          OFFSET 0) e
+        CROSS JOIN LATERAL (
+          SELECT id, seq, finished_at FROM ${t} WHERE state = $1 AND ${FINISHED} AND channel = chs.channel ORDER BY seq LIMIT $4) h
+        WHERE chs.channel IS NOT NULL AND (h.seq <= e.edge OR h.finished_at < $3::float8)
+      )
+      DELETE FROM ${t} m WHERE m.id = ANY(ARRAY(SELECT id FROM doomed)) AND m.state = $1 AND (SELECT async FROM lock)
+      RETURNING m.id`),
+
+    /**
+     * Complete leases and delete their rows (retention keeps no completed records). $1 json:
+     * [{id, token}], $2 text[]: the same ids. Returns: `id` of each row deleted.
+     */
+    ackDelete: st("ack_delete", `
+      DELETE FROM ${t} m USING json_to_recordset($1::json) AS x(id text, token bigint)
+      WHERE m.id = ANY($2::text[]) AND m.id = x.id AND m.token = x.token AND ${ASYNC_COMMIT}
+      RETURNING m.id`),
+
     /** Delete up to $3 finished rows in states $1 text[] finished before $2 ms. Returns: `id` of each. */
     prune: st("prune", `
       WITH doomed AS (

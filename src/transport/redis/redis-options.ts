@@ -3,24 +3,10 @@
  */
 import type { RedisOptions } from "ioredis";
 import type { Clock } from "../../core/clock.ts";
-import { parseDuration, type Duration } from "../../core/duration.ts";
 import { FerryError } from "../../core/errors.ts";
+import { RETENTION_PARAMS, retentionFromParams, type RetentionOptions } from "../retention.ts";
 
-/** How long finished records of one state are kept, per channel. */
-export interface RetentionRule {
-  /** Keep at most this many per channel (oldest deleted first); `Infinity` for no limit. */
-  count?: number;
-  /** Delete records finished longer ago than this; `Infinity` for no limit. */
-  age?: Duration;
-}
-
-/** Retention of finished records, enforced as they finish (bounded work per call). */
-export interface RetentionOptions {
-  /** Completed and cancelled records. Default `{ count: 10_000, age: "1d" }`. */
-  completed?: RetentionRule;
-  /** Dead-letter records. Default `{ count: 100_000, age: "30d" }`. */
-  dead?: RetentionRule;
-}
+export type { RetentionOptions, RetentionRule } from "../retention.ts";
 
 /** Receives the transport's warnings: lost and restored connections, unsafe server settings. */
 export type WarningHandler = (message: string) => void;
@@ -52,12 +38,6 @@ export interface RedisTransportOptions {
   clock?: Clock;
 }
 
-/** A retention rule as the scripts take it: -1 means no limit. */
-export interface ResolvedRule {
-  count: number;
-  ageMs: number;
-}
-
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:{}-]{1,100}$/;
 
 /**
@@ -72,33 +52,18 @@ export function checkPrefix(prefix: string): string {
 }
 
 /**
- * Resolve a retention rule to numbers (-1: no limit).
- * @throws FerryError `INVALID_OPTION`
- */
-export function resolveRule(rule: RetentionRule | undefined, fallback: Required<RetentionRule>, what: string): ResolvedRule {
-  const count = rule?.count ?? fallback.count;
-  const age = rule?.age ?? fallback.age;
-  if (count !== Infinity && (!Number.isInteger(count) || count < 0)) {
-    throw new FerryError("INVALID_OPTION", `${what}.count must be a whole number >= 0 or Infinity, got ${String(count)}`, { details: { option: `${what}.count` } });
-  }
-  return { count: count === Infinity ? -1 : count, ageMs: age === Infinity ? -1 : parseDuration(age, `${what}.age`) };
-}
-
-/** Default retention of completed and cancelled records. */
-export const DEFAULT_COMPLETED_RETENTION: Required<RetentionRule> = { count: 10_000, age: "1d" };
-/** Default retention of dead-letter records. */
-export const DEFAULT_DEAD_RETENTION: Required<RetentionRule> = { count: 100_000, age: "30d" };
-
-/**
  * Split a transport URL into the connection URL (query removed) and Ferry's own
- * query options (`?prefix=`).
+ * query options (`?prefix=` and retention: `completedCount`, `completedAge`, `deadCount`,
+ * `deadAge`, `none` for no limit).
  * @throws FerryError `INVALID_URL`
  */
 export function optionsFromUrl(url: URL): RedisTransportOptions {
   const connection = new URL(url.toString());
   const prefix = connection.searchParams.get("prefix");
+  connection.searchParams.delete("prefix");
+  const retention = retentionFromParams(connection.searchParams);
   for (const key of connection.searchParams.keys()) {
-    if (key !== "prefix") throw new FerryError("INVALID_URL", `unknown query option "${key}" in a redis transport URL; known: prefix`, { details: { option: key } });
+    throw new FerryError("INVALID_URL", `unknown query option "${key}" in a redis transport URL; known: prefix, ${RETENTION_PARAMS.join(", ")}`, { details: { option: key } });
   }
   connection.search = "";
   if (!/^\/?\d*$/.test(connection.pathname)) {
@@ -106,5 +71,6 @@ export function optionsFromUrl(url: URL): RedisTransportOptions {
   }
   const options: RedisTransportOptions = { url: connection.toString() };
   if (prefix !== null) options.prefix = checkPrefix(prefix);
+  if (retention) options.retention = retention;
   return options;
 }

@@ -340,6 +340,13 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal(t.kind, "redis");
     assert.equal(t.prefix, `${base}-url`);
     assert.throws(() => optionsFromUrl(new URL("redis://127.0.0.1:6379/0?prefx=x")), (err: unknown) => isFerryError(err, "INVALID_URL"));
+    assert.deepEqual(optionsFromUrl(new URL("redis://127.0.0.1:6379/0?completedCount=0&deadAge=7d&deadCount=none")).retention, {
+      completed: { count: 0 },
+      dead: { age: "7d", count: Infinity },
+    });
+    for (const bad of ["completedCount=-1", "completedCount=1.5", "completedCount=", "deadAge=soon", "completedAge=-5"]) {
+      assert.throws(() => optionsFromUrl(new URL(`redis://127.0.0.1:6379/0?${bad}`)), (err: unknown) => isFerryError(err, "INVALID_URL"), bad);
+    }
     assert.throws(() => optionsFromUrl(new URL("redis://127.0.0.1:6379/0?prefix=a*b")), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
     await assert.rejects(RedisTransport.open({ url: "redis://127.0.0.1:1/0", redis: { retryStrategy: () => null }, onWarning: () => {} }), (err: unknown) => isFerryError(err, "TRANSPORT_UNAVAILABLE"));
   });

@@ -33,16 +33,8 @@ import {
   type Transport,
 } from "../types.ts";
 import { ConnectionMonitor, readServerSettings, serverWarnings } from "./redis-health.ts";
-import {
-  checkPrefix,
-  DEFAULT_COMPLETED_RETENTION,
-  DEFAULT_DEAD_RETENTION,
-  optionsFromUrl,
-  resolveRule,
-  type RedisTransportOptions,
-  type ResolvedRule,
-  type WarningHandler,
-} from "./redis-options.ts";
+import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, resolveRule, type ResolvedRule } from "../retention.ts";
+import { checkPrefix, optionsFromUrl, type RedisTransportOptions, type WarningHandler } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
 import { runScript, type ScriptName } from "./redis-scripts.ts";

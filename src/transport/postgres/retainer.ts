@@ -1,0 +1,102 @@
+/**
+ * Retention on PostgreSQL: deletes finished rows past their retention rules in the
+ * background, so the messages table holds the live rows and a bounded tail of run
+ * records. It runs about once a second while this process finishes messages, and once
+ * a minute otherwise (for the age limit). Each run is a few bounded statements per
+ * finished state; one process per schema runs at a time (an advisory lock), and a
+ * deletion that would outrun a tick is carried over to the next.
+ */
+import type { MessageState } from "../types.ts";
+import type { ResolvedRule } from "../retention.ts";
+
+/** How often retention runs while this process finishes messages. */
+export const RETAIN_BUSY_MS = 1000;
+/** How often it runs when this process finished nothing (rows age past the limit anyway). */
+export const RETAIN_IDLE_MS = 60_000;
+/** Oldest rows considered per channel and state by one statement. */
+export const RETAIN_BATCH = 5000;
+/** Statements per state in one run at most; a larger backlog is worked off over runs. */
+const RETAIN_ROUNDS = 8;
+
+/** One retention statement: delete from `state` by `rule`, looking at `batch` rows per channel. Returns rows deleted. */
+export type RetainStatement = (state: MessageState, rule: ResolvedRule, batch: number) => Promise<number>;
+
+/** Retention rules by the finished states they govern. */
+export interface RetainRules {
+  /** Completed and cancelled rows. */
+  completed: ResolvedRule;
+  /** Dead-letter rows. */
+  dead: ResolvedRule;
+}
+
+/** Runs retention for one transport. */
+export class Retainer {
+  readonly #statement: RetainStatement;
+  readonly #plan: ReadonlyArray<readonly [MessageState, ResolvedRule]>;
+  #finished = 0;
+  #lastRun = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<number> | undefined;
+  #closed = false;
+
+  constructor(rules: RetainRules, statement: RetainStatement) {
+    this.#statement = statement;
+    const limited = (r: ResolvedRule) => r.count >= 0 || r.ageMs >= 0;
+    this.#plan = [
+      ...(limited(rules.completed) ? ([["completed", rules.completed], ["cancelled", rules.completed]] as const) : []),
+      ...(limited(rules.dead) ? ([["dead", rules.dead]] as const) : []),
+    ];
+    if (this.#plan.length > 0) this.#arm();
+  }
+
+  /** Messages finished in this process (acked, dead-lettered): retention runs at the next tick. */
+  noteFinished(n: number): void {
+    this.#finished += n;
+  }
+
+  /**
+   * Run retention now (or join the run in progress). Returns rows deleted; 0 also when
+   * another process holds the schema's retention lock.
+   */
+  run(): Promise<number> {
+    this.#running ??= this.#runAll().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /** Stop the timer and wait for a run in progress. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#running?.catch(() => 0);
+  }
+
+  #arm(): void {
+    this.#timer = setTimeout(() => this.#tick(), RETAIN_BUSY_MS);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#finished > 0 || Date.now() - this.#lastRun >= RETAIN_IDLE_MS) {
+      // A failed run (a lost connection) is retried at the next tick; nothing is lost by waiting.
+      await this.run().catch(() => 0);
+    }
+    if (!this.#closed) this.#arm();
+  }
+
+  async #runAll(): Promise<number> {
+    this.#finished = 0;
+    this.#lastRun = Date.now();
+    let total = 0;
+    for (const [state, rule] of this.#plan) {
+      for (let round = 0; round < RETAIN_ROUNDS && !this.#closed; round++) {
+        const n = await this.#statement(state, rule, RETAIN_BATCH);
+        total += n;
+        if (n < RETAIN_BATCH) break;
+      }
+    }
+    return total;
+  }
+}
