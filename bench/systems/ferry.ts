@@ -1,5 +1,6 @@
 /**
- * Ferry's own systems: `ferry-sqlite`, `ferry-redis`, `ferry-postgres`, `ferry-amqp`.
+ * Ferry's own systems: `ferry-sqlite`, `ferry-redis`, `ferry-postgres`, `ferry-amqp`, and
+ * `ferry-redis-keep0`, `ferry-postgres-keep0` (keeping no completed records, as peers that delete them).
  * They use only Ferry's public API (`createFerry`, `defineTask`, `dispatch`,
  * `dispatchMany`, `worker`), so they measure what a user gets. Until
  * `src/bus/ferry.ts` exports `createFerry`, each reports "not available yet" and
@@ -107,13 +108,27 @@ async function cleanupFor(server: ServerKind, namespace: string): Promise<void> 
   }
 }
 
-function makeFerry(server: ServerKind): SystemFactory {
+/** A variant of Ferry's defaults: a name suffix, URL query parameters, and what they mean. */
+interface Variant {
+  suffix: string;
+  query: Record<string, string>;
+  says: string;
+}
+
+function makeFerry(server: ServerKind, variant?: Variant): SystemFactory {
+  const url = (namespace: string) => {
+    const base = transportUrl(server, namespace);
+    if (!variant) return base;
+    return `${base}${base.includes("?") ? "&" : "?"}${new URLSearchParams(variant.query).toString()}`;
+  };
   return {
-    name: `ferry-${server}`,
+    name: `ferry-${server}${variant ? `-${variant.suffix}` : ""}`,
     library: "ferry",
     server,
     ferry: true,
-    settings: `Ferry defaults on the ${server} transport; dispatch / dispatchMany (all at once); worker concurrency as given`,
+    settings: variant
+      ? `Ferry on the ${server} transport, defaults but ${variant.says}; dispatch / dispatchMany (all at once); worker concurrency as given`
+      : `Ferry defaults on the ${server} transport (keeps 10,000 completed records per channel for up to a day); dispatch / dispatchMany (all at once); worker concurrency as given`,
     async unavailable() {
       const api = await loadFerry();
       return typeof api === "string" ? api : undefined;
@@ -129,7 +144,7 @@ function makeFerry(server: ServerKind): SystemFactory {
           await current(payload);
         },
       });
-      const ferry = api.createFerry({ transport: transportUrl(server, namespace), tasks: [task] });
+      const ferry = api.createFerry({ transport: url(namespace), tasks: [task] });
       // Connect before the clock starts, as the peers' systems await ready() / waitUntilReady().
       await ferry.transport(channel);
       const workers: Array<{ stop(): Promise<void> }> = [];
@@ -160,7 +175,7 @@ function makeFerry(server: ServerKind): SystemFactory {
         ...(api.createTransport
           ? {
               async takeBatch(max: number) {
-                transport ??= await api.createTransport!(transportUrl(server, namespace));
+                transport ??= await api.createTransport!(url(namespace));
                 const got = await transport.receive({ channels: [channel], max, leaseMs: 30_000, waitMs: 0 });
                 if (got.length > 0) await transport.ack(got.map((d) => ({ id: d.message.id, token: d.token })));
                 return got.length;
@@ -189,3 +204,10 @@ export const ferryRedis = makeFerry("redis");
 export const ferryPostgres = makeFerry("postgres");
 /** Ferry on RabbitMQ. */
 export const ferryAmqp = makeFerry("amqp");
+
+/** Keeping no completed records, as graphile-worker (which deletes completed jobs) and BullMQ's removeOnComplete do. */
+const KEEP_NONE: Variant = { suffix: "keep0", query: { completedCount: "0" }, says: "completedCount=0: keeps no completed records (each deleted as it is acked)" };
+/** Ferry on Redis, keeping no completed records. */
+export const ferryRedisKeep0 = makeFerry("redis", KEEP_NONE);
+/** Ferry on PostgreSQL, keeping no completed records. */
+export const ferryPostgresKeep0 = makeFerry("postgres", KEEP_NONE);

@@ -9,6 +9,8 @@ const LOADERS: ReadonlyArray<readonly [string, () => Promise<SystemFactory>]> = 
   ["ferry-sqlite", async () => (await import("./ferry.ts")).ferrySqlite],
   ["ferry-redis", async () => (await import("./ferry.ts")).ferryRedis],
   ["ferry-postgres", async () => (await import("./ferry.ts")).ferryPostgres],
+  ["ferry-redis-keep0", async () => (await import("./ferry.ts")).ferryRedisKeep0],
+  ["ferry-postgres-keep0", async () => (await import("./ferry.ts")).ferryPostgresKeep0],
   ["ferry-amqp", async () => (await import("./ferry.ts")).ferryAmqp],
   ["bullmq", async () => (await import("./bullmq.ts")).bullmqDefaults],
   ["bullmq-removeoncomplete", async () => (await import("./bullmq.ts")).bullmqRemoveOnComplete],

@@ -57,7 +57,7 @@ describe("wire format (docs/wire-format.md)", () => {
     const now = Date.now();
     const db = new Database(path);
     db.pragma("busy_timeout = 5000");
-    assert.equal(db.pragma("user_version", { simple: true }), 1, "the documented layout is schema version 1");
+    assert.equal(db.pragma("user_version", { simple: true }), 2, "the documented layout is schema version 2");
     const insert = db.prepare(block("sqlite-insert"));
     const params = {
       id: "wire-test-0001",

@@ -39,7 +39,7 @@ import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
 import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, keepsNothing, resolveRule, type RetentionOptions } from "../retention.ts";
-import { Retainer, type RetainRules } from "./retainer.ts";
+import { Retainer, type RetainRules } from "../retainer.ts";
 
 /** Options of {@link PostgresTransport.open}. */
 export interface PostgresTransportOptions {
@@ -57,7 +57,7 @@ export interface PostgresTransportOptions {
    */
   poolSize?: number;
   /**
-   * Retention of finished rows, enforced in the background (see `retainer.ts`): about once
+   * Retention of finished rows, enforced in the background (see `../retainer.ts`): about once
    * a second while this process finishes messages. A completed rule that keeps nothing
    * (`count: 0` or `age: 0`) deletes each row as it is acked instead. Defaults in
    * {@link RetentionOptions}: completed 10,000 per channel for at most a day, dead-lettered
@@ -141,12 +141,6 @@ function backendIds(pool: pg.Pool): ReadonlySet<number> {
     if (id !== null) ids.delete(id);
   });
   return ids;
-}
-
-function countTrue(flags: readonly boolean[]): number {
-  let n = 0;
-  for (const f of flags) if (f) n++;
-  return n;
 }
 
 /** Anything with pg's `query` (a Client, a PoolClient). */
@@ -461,7 +455,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       const batch = send.map((i) => ({ id: i.id, token: i.token, status: i.status ?? "completed", result: i.result === undefined ? undefined : JSON.stringify(i.result) }));
       return this.#run("acknowledging", this.#sql.ack, [JSON.stringify(batch), send.map((i) => i.id)]);
     });
-    if (!this.#ackDeletes) this.#retainer.noteFinished(countTrue(done));
+    if (!this.#ackDeletes) this.#retainer.noteFinished(done);
     return done;
   }
 
@@ -480,7 +474,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
       const batch = send.map((i) => ({ id: i.id, token: i.token, error: storedError(i.error) }));
       return this.#run("dead-lettering", this.#sql.deadLetter, [JSON.stringify(batch), MAX_ERROR_HISTORY, send.map((i) => i.id)]);
     });
-    this.#retainer.noteFinished(countTrue(done));
+    this.#retainer.noteFinished(done);
     return done;
   }
 

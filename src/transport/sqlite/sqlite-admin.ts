@@ -11,6 +11,27 @@ import { ENVELOPE_COLUMNS, type RecordRow } from "./sqlite-statements.ts";
 import { internalStates, rowToRecord } from "./sqlite-rows.ts";
 
 const RECORD_COLUMNS = `${ENVELOPE_COLUMNS}, state, errors, result, started_at, finished_at`;
+/** The finished index's predicate, word for word: SQLite uses a partial index only for a query that repeats it. */
+const FINISHED = "state IN ('completed', 'cancelled', 'dead')";
+
+/**
+ * Retention's statements (named parameters), each read through the finished index: the
+ * channels holding @state, a channel's count edge (the newest row past the newest
+ * @count), and the deletion among a channel's @batch oldest.
+ */
+export const RETAIN_SQL = {
+  channels: `
+    WITH RECURSIVE chs(ch) AS (
+      SELECT min(channel) FROM ferry_messages WHERE state = @state AND ${FINISHED}
+      UNION ALL
+      SELECT (SELECT min(channel) FROM ferry_messages WHERE state = @state AND ${FINISHED} AND channel > chs.ch) FROM chs WHERE chs.ch IS NOT NULL
+    ) SELECT ch FROM chs WHERE ch IS NOT NULL`,
+  edge: `SELECT seq FROM ferry_messages WHERE state = @state AND ${FINISHED} AND channel = @ch ORDER BY seq DESC LIMIT 1 OFFSET @count`,
+  doom: `
+    DELETE FROM ferry_messages WHERE seq IN (
+      SELECT seq FROM ferry_messages WHERE state = @state AND ${FINISHED} AND channel = @ch ORDER BY seq LIMIT @batch
+    ) AND (seq <= @last OR finished_at < @before)`,
+} as const;
 
 interface CountRow {
   channel: string;
@@ -61,7 +82,8 @@ export class SqliteAdmin {
       throw new FerryError("INVALID_OPTION", "limit and offset must be whole numbers >= 0", { details: { option: "limit" } });
     }
     const states = internalStates(query.state);
-    const where = `state IN (${states.map(() => "?").join(", ")})${query.channel === undefined ? "" : " AND channel = ?"}`;
+    const finished = query.state === "completed" || query.state === "cancelled" || query.state === "dead";
+    const where = `state IN (${states.map(() => "?").join(", ")})${finished ? ` AND ${FINISHED}` : ""}${query.channel === undefined ? "" : " AND channel = ?"}`;
     const params: unknown[] = [...states];
     if (query.channel !== undefined) params.push(query.channel);
     const rows = this.#stmt(`SELECT ${RECORD_COLUMNS} FROM ferry_messages WHERE ${where} ORDER BY seq DESC LIMIT ? OFFSET ?`).all(...params, limit, offset) as RecordRow[];
@@ -99,6 +121,28 @@ export class SqliteAdmin {
     if (terminal.length === 0) return 0;
     const sql = `DELETE FROM ferry_messages WHERE state IN (${terminal.map(() => "?").join(", ")}) AND coalesce(finished_at, 0) < ?`;
     return this.#stmt(sql).run(...terminal, before).changes;
+  }
+
+  /**
+   * Retention for one finished state: in each channel holding it, of its `batch` oldest
+   * rows (by arrival), delete those past the newest `count` (< 0: no limit) or finished
+   * before `before` (null: no limit). One transaction; channels found through the
+   * finished index (a few lookups each). Returns rows deleted.
+   */
+  retain(state: MessageState, count: number, before: number | null, batch: number): number {
+    const channels = this.#stmt(RETAIN_SQL.channels);
+    const edge = this.#stmt(RETAIN_SQL.edge);
+    const doom = this.#stmt(RETAIN_SQL.doom);
+    return this.#db
+      .transaction(() => {
+        let n = 0;
+        for (const ch of channels.pluck().all({ state }) as string[]) {
+          const last = count < 0 ? undefined : (edge.pluck().get({ state, ch, count }) as number | undefined);
+          n += doom.run({ state, ch, batch, last: last ?? -1, before }).changes;
+        }
+        return n;
+      })
+      .immediate();
   }
 
   /** Pause a channel (idempotent). */

@@ -15,6 +15,7 @@ import { isFerryError } from "../../core/errors.ts";
 import { createTransport } from "../registry.ts";
 import { appendError, type AttemptError } from "../types.ts";
 import { BACKSTOP_PAGES } from "./sqlite-checkpointer.ts";
+import { RETAIN_SQL } from "./sqlite-admin.ts";
 import { loadMigrations } from "./sqlite-schema.ts";
 import { receiveSql } from "./sqlite-statements.ts";
 import { SqliteTransport } from "./sqlite-transport.ts";
@@ -41,7 +42,12 @@ describe("SQLite transport features", () => {
       recheckMs: 5000,
       watch: false,
     });
-    for (const bad of ["sqlite://", "sqlite://./data/", "sqlite://./f.db?synchronous=fast", "sqlite://./f.db?bogus=1", "sqlite://./f.db?busyTimeout=-5", "sqlite://./f.db?watch=yes", "sqlite://./%E0%A4%A.db"]) {
+    assert.deepEqual(parseSqliteUrl(new URL("sqlite://./f.db?completedCount=0&deadAge=none&watch=false")), {
+      path: "./f.db",
+      watch: false,
+      retention: { completed: { count: 0 }, dead: { age: Infinity } },
+    });
+    for (const bad of ["sqlite://", "sqlite://./data/", "sqlite://./f.db?synchronous=fast", "sqlite://./f.db?bogus=1", "sqlite://./f.db?completedCount=-1", "sqlite://./f.db?deadAge=later", "sqlite://./f.db?busyTimeout=-5", "sqlite://./f.db?watch=yes", "sqlite://./%E0%A4%A.db"]) {
       assert.throws(() => parseSqliteUrl(new URL(bad)), invalidUrl, bad);
     }
   });
@@ -232,6 +238,60 @@ describe("SQLite transport features", () => {
       assert.equal((await t.counts()).find((x) => x.channel === "prune")?.waiting, 1);
     } finally {
       await t.close();
+    }
+  });
+
+  it("retention keeps the newest finished rows per channel by count, deletes past the age, and runs in the background", async () => {
+    const clock = new VirtualClock(T0);
+    const t = new SqliteTransport({ path: file(), clock, retention: { completed: { count: 3, age: "1h" }, dead: { count: 1 } } });
+    try {
+      const finish = async (channel: string, n: number) => {
+        const sent = Array.from({ length: n }, () => msg(channel, {}, clock.now()));
+        for (const m of sent) await t.send([m]);
+        const got = await t.receive({ channels: [channel], max: n, leaseMs: 10_000, waitMs: 0 });
+        assert.ok((await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })))).every(Boolean));
+        return sent.map((m) => m.id);
+      };
+      const listed = async (state: "completed" | "dead", channel: string) => (await t.list({ state, channel, limit: 100 })).map((r) => r.message.id).sort();
+      const a = await finish("ret-a", 7);
+      await clock.advance(2 * 3_600_000);
+      const b = await finish("ret-b", 2);
+      const doomed = [msg("ret-a", {}, clock.now()), msg("ret-a", {}, clock.now())];
+      for (const m of doomed) await t.send([m]);
+      const leased = await t.receive({ channels: ["ret-a"], max: 2, leaseMs: 10_000, waitMs: 0 });
+      await t.deadLetter(leased.map((d) => ({ id: d.message.id, token: d.token, error: { at: clock.now(), attempt: 1, code: "E", message: "no" } })));
+      // ret-a's completed rows are two hours old: all go by age; ret-b's are new and under the count.
+      assert.equal(await t.enforceRetention(), 7 + 1);
+      assert.deepEqual(await listed("completed", "ret-a"), []);
+      assert.deepEqual(await listed("completed", "ret-b"), b.sort());
+      assert.deepEqual(await listed("dead", "ret-a"), [doomed[1]!.id]);
+      assert.equal(a.length, 7);
+      // By count, in the background (about once a second after an ack).
+      const c = await finish("ret-b", 4);
+      const deadline = Date.now() + 15_000;
+      while ((await listed("completed", "ret-b")).length > 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(await listed("completed", "ret-b"), c.slice(1).sort(), "the newest 3");
+    } finally {
+      await t.close();
+    }
+    assert.throws(() => new SqliteTransport({ path: file(), retention: { completed: { count: -1 } } }), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
+  });
+
+  it("retention reads the finished index, never the table", async () => {
+    const path = file();
+    await new SqliteTransport({ path }).close();
+    const db = new Database(path);
+    try {
+      const params = { state: "completed", ch: "a", count: 10, batch: 100, last: 5, before: 7 };
+      for (const sql of Object.values(RETAIN_SQL)) {
+        const stmt = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+        const names = [...sql.matchAll(/@(\w+)/g)].map((m) => m[1]!);
+        const detail = (stmt.all(Object.fromEntries(names.map((n) => [n, params[n as keyof typeof params]]))) as Array<{ detail: string }>).map((r) => r.detail).join(" | ");
+        assert.match(detail, /INDEX ferry_messages_finished/, sql);
+        assert.doesNotMatch(detail, /SCAN ferry_messages|TEMP B-TREE/, sql);
+      }
+    } finally {
+      db.close();
     }
   });
 

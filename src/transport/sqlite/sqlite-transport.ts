@@ -45,6 +45,8 @@ import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
 import { parseSqliteUrl } from "./sqlite-url.ts";
+import { Retainer } from "../retainer.ts";
+import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, resolveRule, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
 
 /** Options of {@link SqliteTransport}. */
@@ -61,7 +63,17 @@ export interface SqliteTransportOptions {
   watch?: boolean;
   /** Longest a waiting receive sleeps before looking again even without a wake-up, in ms (at least 1000). Default 2000. */
   recheckMs?: number;
+  /**
+   * Retention of finished rows, enforced in the background (see `../retainer.ts`), about
+   * once a second while this process finishes messages, in steps of 1,000 rows per
+   * channel. Defaults in {@link RetentionOptions}: completed 10,000 per channel for at
+   * most a day, dead-lettered 100,000 for at most 30 days.
+   */
+  retention?: RetentionOptions;
 }
+
+/** Rows per channel one retention statement looks at: each is a write transaction that holds the event loop. */
+const RETAIN_BATCH = 1000;
 
 /** The embedded SQLite transport with the full capability set. */
 export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable {
@@ -80,6 +92,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   readonly #batch: Batches;
   /** The file's absolute path (":memory:" as is): one checkpoint thread per file and process. */
   readonly #fileKey: string;
+  readonly #retainer: Retainer;
 
   /**
    * Open (and create or migrate) the store.
@@ -92,12 +105,22 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.path = options.path;
     this.#fileKey = options.path === ":memory:" ? options.path : resolve(options.path);
     this.clock = options.clock ?? systemClock;
+    const completed = resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed");
+    const dead = resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead");
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
     this.#db = openDatabase(options);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
     acquireCheckpointer(this.#db, this.#fileKey);
     this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`);
+    this.#retainer = new Retainer(
+      { completed, dead },
+      async (state, rule, batch) => {
+        if (this.#closed) return 0;
+        return this.#adminCall("enforcing retention", (a) => a.retain(state, rule.count, rule.ageMs >= 0 ? this.clock.now() - rule.ageMs : null, batch));
+      },
+      RETAIN_BATCH,
+    );
   }
 
   /**
@@ -177,7 +200,9 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async ack(items: readonly AckItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#batch.ack(items, this.clock.now());
+    const done = await this.#batch.ack(items, this.clock.now());
+    this.#retainer.noteFinished(done);
+    return done;
   }
 
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
@@ -191,7 +216,9 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#batch.deadLetter(items, this.clock.now());
+    const done = await this.#batch.deadLetter(items, this.clock.now());
+    this.#retainer.noteFinished(done);
+    return done;
   }
 
   async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
@@ -201,6 +228,8 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#retainer.close();
     if (this.#closed) return;
     this.#closed = true;
     releaseWakeHub(this.#hub);
@@ -239,6 +268,15 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
 
   async discard(ids: readonly string[]): Promise<string[]> {
     return this.#adminCall("discard", (a) => a.discard(ids));
+  }
+
+  /**
+   * Enforce the retention rules now, as the background does about once a second while
+   * messages finish. Returns rows deleted. For tests and maintenance scripts.
+   */
+  enforceRetention(): Promise<number> {
+    this.#checkOpen();
+    return this.#retainer.run();
   }
 
   async prune(options: { before: number; states?: readonly MessageState[] }): Promise<number> {

@@ -6,9 +6,11 @@
  * - `sqlite://data/ferry.db`: relative too.
  * - `sqlite:///var/lib/app/ferry.db`: absolute.
  * - Query options: `synchronous` (off|normal|full|extra), `busyTimeout` (ms),
- *   `recheck` (ms), `watch` (true|false), e.g. `sqlite://./ferry.db?synchronous=full`.
+ *   `recheck` (ms), `watch` (true|false), e.g. `sqlite://./ferry.db?synchronous=full`;
+ *   retention: `completedCount`, `completedAge`, `deadCount`, `deadAge` (`none`: no limit).
  */
 import { FerryError } from "../../core/errors.ts";
+import { RETENTION_PARAMS, retentionFromParams, type RetentionOptions } from "../retention.ts";
 import type { SqliteSynchronous } from "./sqlite-schema.ts";
 
 /** What a `sqlite://` URL says. */
@@ -18,6 +20,7 @@ export interface SqliteUrlOptions {
   busyTimeoutMs?: number;
   recheckMs?: number;
   watch?: boolean;
+  retention?: RetentionOptions;
 }
 
 const SYNCHRONOUS = new Set(["off", "normal", "full", "extra"]);
@@ -51,8 +54,11 @@ export function parseSqliteUrl(url: URL): SqliteUrlOptions {
   if (path.length === 0 || path.endsWith("/")) bad(href, "has no file name");
   if (path.includes("\0")) bad(href, "has a NUL in its path");
   const options: SqliteUrlOptions = { path };
-  for (const [key, value] of url.searchParams) {
-    if (!KNOWN.has(key)) bad(href, `has an unknown option "${key}" (known: ${[...KNOWN].join(", ")})`);
+  const params = new URLSearchParams(url.searchParams);
+  const retention = retentionFromParams(params);
+  if (retention) options.retention = retention;
+  for (const [key, value] of params) {
+    if (!KNOWN.has(key)) bad(href, `has an unknown option "${key}" (known: ${[...KNOWN, ...RETENTION_PARAMS].join(", ")})`);
     if (key === "synchronous") {
       const v = value.toLowerCase();
       if (!SYNCHRONOUS.has(v)) bad(href, `has synchronous=${value}; use off, normal, full or extra`);

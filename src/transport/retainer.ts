@@ -1,19 +1,19 @@
 /**
- * Retention on PostgreSQL: deletes finished rows past their retention rules in the
- * background, so the messages table holds the live rows and a bounded tail of run
- * records. It runs about once a second while this process finishes messages, and once
- * a minute otherwise (for the age limit). Each run is a few bounded statements per
- * finished state; one process per schema runs at a time (an advisory lock), and a
- * deletion that would outrun a tick is carried over to the next.
+ * Retention in the background, for stores whose run records are rows (PostgreSQL,
+ * SQLite): deletes finished rows past their retention rules, so the table holds the
+ * live rows and a bounded tail of run records. It runs about once a second while this
+ * process finishes messages, and once a minute otherwise (for the age limit). Each run
+ * is a few bounded statements per finished state (the store's own); a deletion that
+ * would outrun a run is carried over to the next.
  */
-import type { MessageState } from "../types.ts";
-import type { ResolvedRule } from "../retention.ts";
+import type { ResolvedRule } from "./retention.ts";
+import type { MessageState } from "./types.ts";
 
 /** How often retention runs while this process finishes messages. */
 export const RETAIN_BUSY_MS = 1000;
 /** How often it runs when this process finished nothing (rows age past the limit anyway). */
 export const RETAIN_IDLE_MS = 60_000;
-/** Oldest rows considered per channel and state by one statement. */
+/** Oldest rows considered per channel and state by one statement, by default. */
 export const RETAIN_BATCH = 5000;
 /** Statements per state in one run at most; a larger backlog is worked off over runs. */
 const RETAIN_ROUNDS = 8;
@@ -33,14 +33,17 @@ export interface RetainRules {
 export class Retainer {
   readonly #statement: RetainStatement;
   readonly #plan: ReadonlyArray<readonly [MessageState, ResolvedRule]>;
+  readonly #batch: number;
   #finished = 0;
   #lastRun = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
   #closed = false;
 
-  constructor(rules: RetainRules, statement: RetainStatement) {
+  /** `batch`: rows per channel one statement looks at (smaller where a statement blocks the event loop, as on SQLite). */
+  constructor(rules: RetainRules, statement: RetainStatement, batch = RETAIN_BATCH) {
     this.#statement = statement;
+    this.#batch = batch;
     const limited = (r: ResolvedRule) => r.count >= 0 || r.ageMs >= 0;
     this.#plan = [
       ...(limited(rules.completed) ? ([["completed", rules.completed], ["cancelled", rules.completed]] as const) : []),
@@ -49,9 +52,9 @@ export class Retainer {
     if (this.#plan.length > 0) this.#arm();
   }
 
-  /** Messages finished in this process (acked, dead-lettered): retention runs at the next tick. */
-  noteFinished(n: number): void {
-    this.#finished += n;
+  /** An ack or dead-letter call's answers (true: that message finished): retention runs at the next tick if any did. */
+  noteFinished(done: readonly boolean[]): void {
+    if (done.includes(true)) this.#finished++;
   }
 
   /**
@@ -92,9 +95,9 @@ export class Retainer {
     let total = 0;
     for (const [state, rule] of this.#plan) {
       for (let round = 0; round < RETAIN_ROUNDS && !this.#closed; round++) {
-        const n = await this.#statement(state, rule, RETAIN_BATCH);
+        const n = await this.#statement(state, rule, this.#batch);
         total += n;
-        if (n < RETAIN_BATCH) break;
+        if (n < this.#batch) break;
       }
     }
     return total;
