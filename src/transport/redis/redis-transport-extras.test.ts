@@ -185,6 +185,23 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal((await byAge.get(second[0]!.message.id))?.state, "completed");
   });
 
+  it("a completed rule that keeps nothing deletes each message in its ack, fenced as before", async () => {
+    const t = await transport(`${base}-keep0`, { retention: { completed: { count: 0 } } });
+    const sent = [msg("k"), msg("k"), msg("k")];
+    await t.send(sent);
+    const got = await t.receive({ channels: ["k"], max: 3, leaseMs: 30_000, waitMs: 0 });
+    const [a, b, c] = got;
+    assert.deepEqual(await t.ack([{ id: a!.message.id, token: `${a!.token}9` }]), [false], "a stale token is refused");
+    assert.deepEqual(await t.ack([{ id: a!.message.id, token: a!.token, result: { ok: 1 } }, { id: b!.message.id, token: b!.token, status: "cancelled" }]), [true, true]);
+    assert.deepEqual(await t.ack([{ id: a!.message.id, token: a!.token }]), [false], "acked once");
+    const redis = await adminClient();
+    for (const d of [a!, b!]) assert.equal(await redis.exists(`${base}-keep0:m:${d.message.id}`, `${base}-keep0:h:${d.message.id}`), 0, "envelope and state deleted");
+    assert.deepEqual(await redis.keys(`${base}-keep0:s:*`), [], "no finished set written");
+    assert.equal((await t.counts()).find((x) => x.channel === "k")?.active, 1);
+    await t.deadLetter([{ id: c!.message.id, token: c!.token, error: { at: Date.now(), attempt: 1, code: "X", message: "x" } }]);
+    assert.equal((await t.get(c!.message.id))?.state, "dead", "dead records keep their own rule");
+  });
+
   it("prune deletes finished records before a time", async () => {
     const t = await transport(`${base}-prune`);
     await t.send([msg("p"), msg("p")]);
