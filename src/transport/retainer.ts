@@ -58,8 +58,8 @@ export class Retainer {
   }
 
   /**
-   * Run retention now (or join the run in progress). Returns rows deleted; 0 also when
-   * another process holds the schema's retention lock.
+   * Run retention now (or join the run in progress). Returns rows deleted (0 also where the
+   * store skipped the run: PostgreSQL does while another process holds its retention lock).
    */
   run(): Promise<number> {
     this.#running ??= this.#runAll().finally(() => {
