@@ -1,9 +1,12 @@
 /**
  * Options of the RabbitMQ transport and how they are read from a transport URL
- * (`amqp://user:pass@host:port/vhost?queueType=classic&prefix=app&runStore=./data/runs.db`).
+ * (`amqp://user:pass@host:port/vhost?queueType=classic&prefix=app&runStore=./data/runs.db`;
+ * the run store's retention: `completedCount`, `completedAge`, `deadCount`, `deadAge`).
  */
 import { FerryError } from "../../core/errors.ts";
 import { CHANNEL_PATTERN } from "../../core/names.ts";
+import { resolveRule, retentionFromParams, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, type RetentionOptions } from "../retention.ts";
+import type { RetainRules } from "../retainer.ts";
 
 /** Where the transport reports connection trouble. */
 export type AmqpLogger = (message: string, details?: Record<string, unknown>) => void;
@@ -37,6 +40,12 @@ export interface AmqpTransportOptions {
   reconnectTimeoutMs?: number;
   /** Where connection loss and recovery are reported. Default `console.warn`. */
   logger?: AmqpLogger;
+  /**
+   * Retention of the run store's finished records, enforced in the background (see
+   * `../retainer.ts`). Defaults in {@link RetentionOptions}: completed 10,000 per channel
+   * for at most a day, dead-lettered 100,000 for at most 30 days.
+   */
+  retention?: RetentionOptions;
 }
 
 /** Query parameters that Ferry reads and amqplib must not see. */
@@ -60,6 +69,9 @@ export function optionsFromUrl(url: URL): AmqpTransportOptions {
     return n;
   };
   const options: AmqpTransportOptions = { url: "" };
+  const ownQuery = new URLSearchParams(q);
+  const retention = retentionFromParams(ownQuery);
+  if (retention) options.retention = retention;
   const queueType = q.get("queueType");
   if (queueType !== null) {
     if (queueType !== "quorum" && queueType !== "classic") bad("queueType", `must be "quorum" or "classic", got ${JSON.stringify(queueType)}`);
@@ -77,13 +89,14 @@ export function optionsFromUrl(url: URL): AmqpTransportOptions {
   if (reconnect !== undefined) options.reconnectTimeoutMs = reconnect;
   const broker = new URL(url.toString());
   for (const p of OWN_PARAMS) broker.searchParams.delete(p);
+  retentionFromParams(broker.searchParams);
   if (!broker.searchParams.has("heartbeat")) broker.searchParams.set("heartbeat", "10");
   options.url = broker.toString();
   return options;
 }
 
 /** Options with every default filled in. */
-export type ResolvedAmqpOptions = Required<Omit<AmqpTransportOptions, "runStore">> & { runStore: string | false };
+export type ResolvedAmqpOptions = Required<Omit<AmqpTransportOptions, "runStore" | "retention">> & { runStore: string | false; retention: RetainRules };
 
 /**
  * Fill in defaults and check values.
@@ -111,5 +124,9 @@ export function resolveOptions(options: AmqpTransportOptions): ResolvedAmqpOptio
     maxPrefetch,
     reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000,
     logger: options.logger ?? ((message, details) => console.warn(`[ferry amqp] ${message}`, details ?? "")),
+    retention: {
+      completed: resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed"),
+      dead: resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead"),
+    },
   };
 }

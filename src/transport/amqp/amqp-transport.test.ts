@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import amqp from "amqplib";
 import { createEnvelope } from "../../core/envelope.ts";
+import { isFerryError } from "../../core/errors.ts";
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { runTransportConformance } from "../../../tests/conformance/transport-conformance.ts";
 import { optionsFromUrl } from "./amqp-options.ts";
@@ -40,6 +41,15 @@ async function cleanup(): Promise<void> {
   await conn.close();
   for (const suffix of ["", "-wal", "-shm"]) rmSync(runStore + suffix, { force: true });
 }
+
+describe("amqp transport URL", () => {
+  it("reads the run store's retention and keeps it out of the broker URL", () => {
+    const o = optionsFromUrl(new URL("amqp://guest:guest@127.0.0.1:5672/?prefix=app&completedCount=50&deadAge=7d&frameMax=8192"));
+    assert.deepEqual(o.retention, { completed: { count: 50 }, dead: { age: "7d" } });
+    assert.equal(o.url, "amqp://guest:guest@127.0.0.1:5672/?frameMax=8192&heartbeat=10");
+    assert.throws(() => optionsFromUrl(new URL("amqp://127.0.0.1/?completedCount=some")), (err: unknown) => isFerryError(err, "INVALID_URL"));
+  });
+});
 
 if (skipReason) {
   describe("amqp transport", () => it("needs RabbitMQ", { skip: skipReason }, () => {}));
@@ -105,6 +115,24 @@ if (skipReason) {
         const [d3] = await t.receive({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 5000 });
         assert.equal(d3?.message.attempt, 3, "a retried copy carries its attempts in a header");
         assert.deepEqual(await t.ack([{ id: m.id, token: d3!.token }]), [true]);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it("the run store's retention runs in the background once messages finish", async () => {
+      const t = await open({ retention: { completed: { count: 2 } } });
+      try {
+        const ch = `retain-${Date.now().toString(36)}`;
+        const sent = Array.from({ length: 5 }, (_, i) => createEnvelope({ name: "retain.task", channel: ch, payload: { i } }));
+        for (const m of sent) await t.send([m]);
+        const got: Awaited<ReturnType<typeof t.receive>> = [];
+        while (got.length < 5) got.push(...(await t.receive({ channels: [ch], max: 5 - got.length, leaseMs: 30_000, waitMs: 2000 })));
+        assert.ok((await t.ack(got.map((d) => ({ id: d.message.id, token: d.token })))).every(Boolean));
+        const completed = async () => (await t.list!({ state: "completed", channel: ch, limit: 10 })).map((r) => r.message.id).sort();
+        const deadline = Date.now() + 15_000;
+        while ((await completed()).length !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(await completed(), sent.slice(3).map((m) => m.id).sort(), "the newest 2 by arrival");
       } finally {
         await t.close();
       }

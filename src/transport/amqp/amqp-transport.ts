@@ -20,6 +20,7 @@ import { Publisher } from "./amqp-publisher.ts";
 import { Receiver, type Held } from "./amqp-receiver.ts";
 import { scanDeadQueue } from "./dead-letter-scan.ts";
 import { RunStore, type FinishItem, type StartItem } from "./run-store.ts";
+import { Retainer } from "../retainer.ts";
 import { channelQueue, deadQueue, HEADER } from "./topology.ts";
 
 export type { AmqpTransportOptions } from "./amqp-options.ts";
@@ -39,6 +40,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
 
   readonly #conn: AmqpConnection;
   readonly #store: RunStore | undefined;
+  readonly #retainer: Retainer | undefined;
   readonly #publisher: Publisher;
   readonly #receiver: Receiver;
   #closed = false;
@@ -55,6 +57,8 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       this.list = async (query) => store.list(query);
       this.get = async (id) => store.get(id);
       this.prune = async ({ before, states }) => store.prune(before, states ?? ["completed", "cancelled"]);
+      // Each retention step is a write transaction on the event loop: 1,000 records per channel at most.
+      this.#retainer = new Retainer(options.retention, async (state, rule, batch) => store.retain(state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch), 1000);
     }
   }
 
@@ -67,6 +71,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     try {
       await t.#conn.open();
     } catch (err) {
+      await t.#retainer?.close();
       t.#store?.close();
       throw err;
     }
@@ -190,7 +195,10 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       if (this.#store) finished.push({ id: item.id, state: item.status ?? "completed", attempt: h.attempt, startedAt: h.startedAt, result: item.result });
       return true;
     });
-    if (finished.length > 0) this.#store?.finish(finished, Date.now());
+    if (finished.length > 0) {
+      this.#store?.finish(finished, Date.now());
+      this.#retainer?.noteFinished([true]);
+    }
     return out;
   }
 
@@ -211,7 +219,10 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     return this.#republish(items, (link, h, item, _now, done) => {
       const headers = { [HEADER.attempts]: h.attempt, [HEADER.error]: JSON.stringify(item.error) };
       link.publish.publish("", deadQueue(this.options.prefix, h.envelope.channel), h.raw.content, { persistent: true, messageId: h.envelope.id, contentType: "application/json", headers }, done);
-    }, (claimed) => this.#store?.finish(claimed.map(({ h, item }) => ({ id: item.id, state: "dead" as const, attempt: h.attempt, startedAt: h.startedAt, error: item.error })), Date.now()));
+    }, (claimed) => {
+      this.#store?.finish(claimed.map(({ h, item }) => ({ id: item.id, state: "dead" as const, attempt: h.attempt, startedAt: h.startedAt, error: item.error })), Date.now());
+      this.#retainer?.noteFinished(claimed.map(() => true));
+    });
   }
 
   /** Publish a new copy of each leased message (confirmed), then ack the old one. */
@@ -329,7 +340,19 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     this.#receiver.wake();
     await this.#receiver.returnUnleased().catch(() => {});
     await this.#conn.close();
+    await this.#retainer?.close();
     this.#store?.close();
+  }
+
+  /**
+   * Enforce the run store's retention now (written outcomes only; buffered ones at the next
+   * run), as the background does about once a second while messages finish. Returns records
+   * deleted; 0 without a run store. For tests and maintenance scripts.
+   */
+  async enforceRetention(): Promise<number> {
+    this.#checkOpen();
+    this.#store?.flush();
+    return this.#retainer ? this.#retainer.run() : 0;
   }
 }
 

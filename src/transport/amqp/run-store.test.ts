@@ -83,4 +83,31 @@ describe("amqp run store shared with another process", () => {
     assert.equal(record?.message.attempt, 1);
     store.close();
   });
+
+  it("retention keeps each channel's newest finished records by count, deletes past the age, and leaves other prefixes alone", () => {
+    const path = join(dir, "runs-retain.db");
+    const store = new RunStore(path, "ns");
+    const other = new RunStore(path, "other");
+    const finish = (s: RunStore, channel: string, n: number, at: number) => {
+      const ms = Array.from({ length: n }, (_, i) => createEnvelope({ name: "t.run", channel, payload: { i } }));
+      s.insert(ms, ms.map(encodeEnvelope));
+      s.finish(ms.map((m) => ({ id: m.id, state: "completed" as const, attempt: 1, startedAt: at })), at);
+      s.flush();
+      return ms.map((m) => m.id);
+    };
+    const a = finish(store, "a", 6, 1_000);
+    const b = finish(store, "b", 2, 5_000);
+    const kept = finish(other, "a", 4, 1_000);
+    const listed = (s: RunStore, channel: string) => s.list({ state: "completed", channel, limit: 100 }).map((r) => r.message.id).sort();
+    assert.equal(store.retain("completed", 2, null, 1000), 4, "a keeps its newest 2; b is under the count");
+    assert.deepEqual(listed(store, "a"), a.slice(4).sort());
+    assert.deepEqual(listed(store, "b"), b.sort());
+    assert.equal(store.retain("completed", -1, 2_000, 1000), 2, "by age: a's rows finished at 1,000");
+    assert.deepEqual(listed(store, "a"), []);
+    assert.deepEqual(listed(store, "b"), b.sort());
+    assert.equal(store.retain("completed", 2, 2_000, 1000), 0);
+    assert.deepEqual(listed(other, "a"), kept.sort(), "another prefix's records are its own");
+    store.close();
+    other.close();
+  });
 });

@@ -31,6 +31,25 @@ import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
 import { appendError, MESSAGE_STATES, type AttemptError, type ChannelCounts, type ListQuery, type MessageRecord, type MessageState } from "../types.ts";
 
+/**
+ * Retention's statements (named parameters), read through the state index (whose entries
+ * end in the rowid): the channels holding @state, a channel's count edge, and the deletion
+ * among a channel's @batch oldest records.
+ */
+const RETAIN_SQL = {
+  channels: `
+    WITH RECURSIVE chs(ch) AS (
+      SELECT min(channel) FROM ferry_amqp_runs WHERE ns = @ns AND state = @state
+      UNION ALL
+      SELECT (SELECT min(channel) FROM ferry_amqp_runs WHERE ns = @ns AND state = @state AND channel > chs.ch) FROM chs WHERE chs.ch IS NOT NULL
+    ) SELECT ch FROM chs WHERE ch IS NOT NULL`,
+  edge: `SELECT rowid FROM ferry_amqp_runs WHERE ns = @ns AND state = @state AND channel = @ch ORDER BY rowid DESC LIMIT 1 OFFSET @count`,
+  doom: `
+    DELETE FROM ferry_amqp_runs WHERE rowid IN (
+      SELECT rowid FROM ferry_amqp_runs WHERE ns = @ns AND state = @state AND channel = @ch ORDER BY rowid LIMIT @batch
+    ) AND (rowid <= @last OR finished_at < @before)`,
+} as const;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ferry_amqp_runs (
   id          TEXT    NOT NULL PRIMARY KEY,
@@ -155,6 +174,9 @@ export class RunStore {
       list: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE ns = ? AND state = ? ORDER BY rowid DESC LIMIT ? OFFSET ?`),
       listChannel: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE ns = ? AND state = ? AND channel = ? ORDER BY rowid DESC LIMIT ? OFFSET ?`),
       prune: db.prepare(`DELETE FROM ferry_amqp_runs WHERE ns = ? AND state = ? AND finished_at < ?`),
+      retainChannels: db.prepare(RETAIN_SQL.channels).pluck(),
+      retainEdge: db.prepare(RETAIN_SQL.edge).pluck(),
+      retainDoom: db.prepare(RETAIN_SQL.doom),
     };
   }
 
@@ -362,6 +384,25 @@ export class RunStore {
   }
 
   /** Delete finished rows older than `before`. */
+  /**
+   * Retention for one finished state: in each channel holding it, of its `batch` oldest
+   * records (by arrival), delete those past the newest `count` (< 0: no limit) or finished
+   * before `before` (null: no limit). One transaction. Returns records deleted.
+   */
+  retain(state: MessageState, count: number, before: number | null, batch: number): number {
+    const ns = this.#ns;
+    return this.#db
+      .transaction(() => {
+        let n = 0;
+        for (const ch of this.#stmt.retainChannels.all({ ns, state }) as string[]) {
+          const last = count < 0 ? undefined : (this.#stmt.retainEdge.get({ ns, state, ch, count }) as number | undefined);
+          n += this.#stmt.retainDoom.run({ ns, state, ch, batch, last: last ?? -1, before }).changes;
+        }
+        return n;
+      })
+      .immediate();
+  }
+
   prune(before: number, states: readonly MessageState[]): number {
     this.#writeFinished();
     return this.#db.transaction(() => {
