@@ -1,8 +1,9 @@
 /**
  * Retention of finished run records (completed, cancelled, dead-lettered), as the
  * stores that keep them take it: a count per channel and an age, each optional.
- * The Redis transport enforces it as records finish; the PostgreSQL transport in
- * the background. Both read the same options and the same URL parameters.
+ * The Redis transport enforces it as records finish; the PostgreSQL and SQLite
+ * transports and RabbitMQ's run store in the background (`retainer.ts`). All read the
+ * same options, defaults and URL parameters.
  */
 import { parseDuration, type Duration } from "../core/duration.ts";
 import { FerryError } from "../core/errors.ts";
