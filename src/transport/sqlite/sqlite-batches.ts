@@ -35,7 +35,8 @@ export interface Batches {
  * Build the batch transactions of one connection.
  * @param newToken returns a batch token unique to this connection (and, with its random prefix, to the file)
  */
-export function createBatches(db: Database.Database, st: Statements, path: string, newToken: () => string): Batches {
+/** `ackDeletes`: an ack deletes the row (retention keeps no completed records). */
+export function createBatches(db: Database.Database, st: Statements, path: string, newToken: () => string, ackDeletes = false): Batches {
   const tx = <A extends unknown[], R>(operation: string, fn: (...args: A) => R) => guarded(db.transaction(fn).immediate, operation, path);
 
   const send = tx("send", (messages: readonly Envelope[], now: number): SendReceipt[] => {
@@ -79,6 +80,7 @@ export function createBatches(db: Database.Database, st: Statements, path: strin
 
   const ack = tx("ack", (items: readonly AckItem[], now: number): boolean[] =>
     items.map((it) => {
+      if (ackDeletes) return st.ackDelete.run(tokenSeq(it.token), it.token, it.id).changes === 1;
       const result = it.result === undefined ? null : JSON.stringify(it.result);
       return st.ack.run(it.status ?? "completed", result, now, tokenSeq(it.token), it.token, it.id).changes === 1;
     }),

@@ -277,6 +277,26 @@ describe("SQLite transport features", () => {
     assert.throws(() => new SqliteTransport({ path: file(), retention: { completed: { count: -1 } } }), (err: unknown) => isFerryError(err, "INVALID_OPTION"));
   });
 
+  it("a completed rule that keeps nothing deletes each row as it is acked, fenced as before", async () => {
+    const clock = new VirtualClock(T0);
+    const t = new SqliteTransport({ path: file(), clock, retention: { completed: { count: 0 } } });
+    try {
+      const [a, b, c] = [msg("keep0"), msg("keep0"), msg("keep0")];
+      await t.send([a!, b!, c!]);
+      const got = await t.receive({ channels: ["keep0"], max: 3, leaseMs: 10_000, waitMs: 0 });
+      const lease = (id: string) => got.find((d) => d.message.id === id)!.token;
+      assert.deepEqual(await t.ack([{ id: a!.id, token: `${lease(a!.id)}x` }]), [false], "a stale token is refused");
+      assert.deepEqual(await t.ack([{ id: a!.id, token: lease(a!.id), result: { ok: 1 } }, { id: b!.id, token: lease(b!.id), status: "cancelled" }]), [true, true]);
+      assert.equal(await t.get(a!.id), null);
+      assert.equal(await t.get(b!.id), null);
+      assert.deepEqual(await t.ack([{ id: a!.id, token: lease(a!.id) }]), [false], "acked once");
+      await t.deadLetter([{ id: c!.id, token: lease(c!.id), error: { at: clock.now(), attempt: 1, code: "E", message: "no" } }]);
+      assert.equal((await t.get(c!.id))?.state, "dead", "dead rows keep their own rule");
+    } finally {
+      await t.close();
+    }
+  });
+
   it("retention reads the finished index, never the table", async () => {
     const path = file();
     await new SqliteTransport({ path }).close();

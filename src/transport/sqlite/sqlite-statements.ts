@@ -118,6 +118,8 @@ export class Statements {
   readonly pausedList: Database.Statement;
   /** Complete or cancel. Takes state, result JSON, now, seq, token, id. */
   readonly ack: Database.Statement;
+  /** Complete or cancel by deleting the row (retention keeps no completed records). Takes seq, token, id. */
+  readonly ackDelete: Database.Statement;
   /** Back to waiting at a time. Named: state, runAt, used (0/1), error JSON, seq, token, id. */
   readonly retry: Database.Statement;
   /** Into the dead-letter store. Named: now, error JSON, seq, token, id. */
@@ -141,6 +143,7 @@ export class Statements {
     this.ack = db.prepare(`UPDATE ferry_messages
       SET state = ?, result = ?, finished_at = ?, token = NULL, lease_expires_at = NULL, dedup_claim = NULL
       WHERE seq = ? AND token = ? AND id = ? AND state = 'active'`);
+    this.ackDelete = db.prepare(`DELETE FROM ferry_messages WHERE seq = ? AND token = ? AND id = ? AND state = 'active'`);
     this.retry = db.prepare(`UPDATE ferry_messages
       SET state = @state, run_at = @runAt, token = NULL, lease_expires_at = NULL,
         attempt = CASE WHEN @used THEN attempt ELSE max(0, attempt - 1) END,

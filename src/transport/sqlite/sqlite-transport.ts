@@ -46,7 +46,7 @@ import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
 import { parseSqliteUrl } from "./sqlite-url.ts";
 import { Retainer } from "../retainer.ts";
-import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, resolveRule, type RetentionOptions } from "../retention.ts";
+import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, keepsNothing, resolveRule, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
 
 /** Options of {@link SqliteTransport}. */
@@ -66,7 +66,8 @@ export interface SqliteTransportOptions {
   /**
    * Retention of finished rows, enforced in the background (see `../retainer.ts`), about
    * once a second while this process finishes messages, in steps of 1,000 rows per
-   * channel. Defaults in {@link RetentionOptions}: completed 10,000 per channel for at
+   * channel; a completed rule that keeps nothing (`count: 0` or `age: 0`) deletes each
+   * row as it is acked instead. Defaults in {@link RetentionOptions}: completed 10,000 per channel for at
    * most a day, dead-lettered 100,000 for at most 30 days.
    */
   retention?: RetentionOptions;
@@ -112,7 +113,8 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
     acquireCheckpointer(this.#db, this.#fileKey);
-    this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`);
+    const newToken = () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`;
+    this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, newToken, keepsNothing(completed));
     this.#retainer = new Retainer(
       { completed, dead },
       async (state, rule, batch) => {
