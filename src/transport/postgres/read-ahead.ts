@@ -51,7 +51,11 @@ interface Reader {
   /** The last lease statement found as many rows as it asked for. */
   backlog: boolean;
   leaseMs: number;
-  /** How many rows to hold ahead: four times the receiver's largest recent ask. */
+  /**
+   * How many rows to hold ahead: at least four times the receiver's largest ask, doubled
+   * each time the receiver finds nothing held while a refill is still on its way (it runs
+   * faster than one lease statement per `ahead` rows), halved when held rows go stale.
+   */
   ahead: number;
   timer: NodeJS.Timeout | undefined;
   /** Bumped on abort: a refill of an older generation releases what it got. */
@@ -98,6 +102,7 @@ export class ReadAhead {
     r.ahead = Math.min(MAX_AHEAD, Math.max(r.ahead, 4 * max));
     this.#dropStale(r);
     if (r.held.length === 0 && r.refill) {
+      r.ahead = Math.min(MAX_AHEAD, r.ahead * 2);
       await r.refill;
       this.#dropStale(r);
     }
@@ -173,6 +178,8 @@ export class ReadAhead {
     if (!r.held.some((h) => h.at <= limit)) return;
     const stale = r.held.filter((h) => h.at <= limit);
     r.held = r.held.filter((h) => h.at > limit);
+    // Held longer than the receiver needed: hold fewer (take() keeps four times its ask).
+    r.ahead = Math.max(1, r.ahead >> 1);
     this.#release(stale.map((h) => h.leased.delivery));
   }
 
