@@ -10,11 +10,10 @@ import { ReadAhead, type Leased, type ReadAheadStore } from "./read-ahead.ts";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A store with an endless backlog whose lease statements take `delayMs`; records each ask. */
-function backlogStore(delayMs: number): ReadAheadStore & { asks: number[]; released: number } {
+function backlogStore(delayMs: number): ReadAheadStore & { asks: number[] } {
   let seq = 0;
   const store = {
     asks: [] as number[],
-    released: 0,
     async lease(channels: readonly string[], max: number): Promise<Leased[]> {
       store.asks.push(max);
       await sleep(delayMs);
@@ -23,9 +22,7 @@ function backlogStore(delayMs: number): ReadAheadStore & { asks: number[]; relea
         return { delivery: { message, token: "t", leaseExpiresAt: Date.now() + 30_000 }, priority: 0, wasDue: 0, seq: ++seq };
       });
     },
-    async release(items: readonly unknown[]): Promise<void> {
-      store.released += items.length;
-    },
+    async release(): Promise<void> {},
   };
   return store;
 }
@@ -40,26 +37,27 @@ async function consume(ahead: ReadAhead, n: number, perMessageMs: number, signal
   }
 }
 
+/** The lease statements' asks while one consumer takes `n` messages from a backlog. */
+async function asksOf(leaseDelayMs: number, n: number, perMessageMs: number): Promise<number[]> {
+  const store = backlogStore(leaseDelayMs);
+  const ahead = new ReadAhead(store);
+  const stop = new AbortController();
+  await consume(ahead, n, perMessageMs, stop.signal);
+  stop.abort();
+  await ahead.close();
+  return store.asks;
+}
+
 describe("postgres read-ahead sizing", () => {
   it("a consumer that outruns its refills holds more ahead, up to the cap", async () => {
-    const store = backlogStore(2);
-    const ahead = new ReadAhead(store);
-    const stop = new AbortController();
-    await consume(ahead, 3000, 0, stop.signal);
-    stop.abort();
-    await ahead.close();
-    assert.equal(store.asks[0], 1, "the first receive asks for what it needs");
-    assert.equal(Math.max(...store.asks), 250, `asks grew to the cap: ${store.asks.slice(0, 12).join(", ")} ...`);
-    assert.ok(store.asks.length < 60, `3,000 messages took ${store.asks.length} lease statements`);
+    const asks = await asksOf(2, 3000, 0);
+    assert.equal(asks[0], 1, "the first receive asks for what it needs");
+    assert.equal(Math.max(...asks), 250, `asks grew to the cap: ${asks.slice(0, 12).join(", ")} ...`);
+    assert.ok(asks.length < 60, `3,000 messages took ${asks.length} lease statements`);
   });
 
   it("a consumer slower than its refills keeps four times its ask", async () => {
-    const store = backlogStore(1);
-    const ahead = new ReadAhead(store);
-    const stop = new AbortController();
-    await consume(ahead, 40, 10, stop.signal);
-    stop.abort();
-    await ahead.close();
-    assert.ok(Math.max(...store.asks) <= 5, `asks stayed small: ${store.asks.join(", ")}`);
+    const asks = await asksOf(1, 40, 10);
+    assert.ok(Math.max(...asks) <= 5, `asks stayed small: ${asks.join(", ")}`);
   });
 });
