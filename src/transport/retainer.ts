@@ -6,7 +6,7 @@
  * is a few bounded statements per finished state (the store's own); a deletion that
  * would outrun a run is carried over to the next.
  */
-import type { ResolvedRule } from "./retention.ts";
+import type { ResolvedRule, RetainRules } from "./retention.ts";
 import type { MessageState } from "./types.ts";
 
 /** How often retention runs while this process finishes messages. */
@@ -15,19 +15,13 @@ export const RETAIN_BUSY_MS = 1000;
 export const RETAIN_IDLE_MS = 60_000;
 /** Oldest rows considered per channel and state by one statement, by default. */
 export const RETAIN_BATCH = 5000;
+/** Rows per channel a statement looks at where it runs on the event loop (SQLite, the AMQP run store). */
+export const RETAIN_BATCH_SYNC = 1000;
 /** Statements per state in one run at most; a larger backlog is worked off over runs. */
 const RETAIN_ROUNDS = 8;
 
 /** One retention statement: delete from `state` by `rule`, looking at `batch` rows per channel. Returns rows deleted. */
 export type RetainStatement = (state: MessageState, rule: ResolvedRule, batch: number) => Promise<number>;
-
-/** Retention rules by the finished states they govern. */
-export interface RetainRules {
-  /** Completed and cancelled rows. */
-  completed: ResolvedRule;
-  /** Dead-letter rows. */
-  dead: ResolvedRule;
-}
 
 /** Runs retention for one transport. */
 export class Retainer {

@@ -48,6 +48,25 @@ export function resolveRule(rule: RetentionRule | undefined, fallback: Required<
   return { count: count === Infinity ? -1 : count, ageMs: age === Infinity ? -1 : parseDuration(age, `${what}.age`) };
 }
 
+/** Retention rules resolved, by the finished states they govern. */
+export interface RetainRules {
+  /** Completed and cancelled records. */
+  completed: ResolvedRule;
+  /** Dead-letter records. */
+  dead: ResolvedRule;
+}
+
+/**
+ * Resolve a transport's `retention` option against the defaults.
+ * @throws FerryError `INVALID_OPTION`
+ */
+export function resolveRetention(options: RetentionOptions | undefined): RetainRules {
+  return {
+    completed: resolveRule(options?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed"),
+    dead: resolveRule(options?.dead, DEFAULT_DEAD_RETENTION, "retention.dead"),
+  };
+}
+
 /** True when a rule keeps nothing: records can be deleted as they finish. */
 export function keepsNothing(rule: ResolvedRule): boolean {
   return rule.count === 0 || rule.ageMs === 0;

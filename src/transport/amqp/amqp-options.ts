@@ -5,8 +5,7 @@
  */
 import { FerryError } from "../../core/errors.ts";
 import { CHANNEL_PATTERN } from "../../core/names.ts";
-import { resolveRule, retentionFromParams, DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, type RetentionOptions } from "../retention.ts";
-import type { RetainRules } from "../retainer.ts";
+import { resolveRetention, retentionFromParams, RETENTION_PARAMS, type RetainRules, type RetentionOptions } from "../retention.ts";
 
 /** Where the transport reports connection trouble. */
 export type AmqpLogger = (message: string, details?: Record<string, unknown>) => void;
@@ -69,8 +68,7 @@ export function optionsFromUrl(url: URL): AmqpTransportOptions {
     return n;
   };
   const options: AmqpTransportOptions = { url: "" };
-  const ownQuery = new URLSearchParams(q);
-  const retention = retentionFromParams(ownQuery);
+  const retention = retentionFromParams(new URLSearchParams(q));
   if (retention) options.retention = retention;
   const queueType = q.get("queueType");
   if (queueType !== null) {
@@ -88,8 +86,7 @@ export function optionsFromUrl(url: URL): AmqpTransportOptions {
   const reconnect = int("reconnectTimeoutMs");
   if (reconnect !== undefined) options.reconnectTimeoutMs = reconnect;
   const broker = new URL(url.toString());
-  for (const p of OWN_PARAMS) broker.searchParams.delete(p);
-  retentionFromParams(broker.searchParams);
+  for (const p of [...OWN_PARAMS, ...RETENTION_PARAMS]) broker.searchParams.delete(p);
   if (!broker.searchParams.has("heartbeat")) broker.searchParams.set("heartbeat", "10");
   options.url = broker.toString();
   return options;
@@ -124,9 +121,6 @@ export function resolveOptions(options: AmqpTransportOptions): ResolvedAmqpOptio
     maxPrefetch,
     reconnectTimeoutMs: options.reconnectTimeoutMs ?? 30_000,
     logger: options.logger ?? ((message, details) => console.warn(`[ferry amqp] ${message}`, details ?? "")),
-    retention: {
-      completed: resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed"),
-      dead: resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead"),
-    },
+    retention: resolveRetention(options.retention),
   };
 }

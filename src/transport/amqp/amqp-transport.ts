@@ -20,7 +20,7 @@ import { Publisher } from "./amqp-publisher.ts";
 import { Receiver, type Held } from "./amqp-receiver.ts";
 import { scanDeadQueue } from "./dead-letter-scan.ts";
 import { RunStore, type FinishItem, type StartItem } from "./run-store.ts";
-import { Retainer } from "../retainer.ts";
+import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
 import { channelQueue, deadQueue, HEADER } from "./topology.ts";
 
 export type { AmqpTransportOptions } from "./amqp-options.ts";
@@ -57,8 +57,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       this.list = async (query) => store.list(query);
       this.get = async (id) => store.get(id);
       this.prune = async ({ before, states }) => store.prune(before, states ?? ["completed", "cancelled"]);
-      // Each retention step is a write transaction on the event loop: 1,000 records per channel at most.
-      this.#retainer = new Retainer(options.retention, async (state, rule, batch) => store.retain(state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch), 1000);
+      this.#retainer = new Retainer(options.retention, async (state, rule, batch) => store.retain(state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch), RETAIN_BATCH_SYNC);
     }
   }
 

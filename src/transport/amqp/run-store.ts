@@ -29,6 +29,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
+import { retainStep } from "../sqlite/sqlite-admin.ts";
 import { appendError, MESSAGE_STATES, type AttemptError, type ChannelCounts, type ListQuery, type MessageRecord, type MessageState } from "../types.ts";
 
 /**
@@ -174,9 +175,7 @@ export class RunStore {
       list: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE ns = ? AND state = ? ORDER BY rowid DESC LIMIT ? OFFSET ?`),
       listChannel: db.prepare(`SELECT * FROM ferry_amqp_runs WHERE ns = ? AND state = ? AND channel = ? ORDER BY rowid DESC LIMIT ? OFFSET ?`),
       prune: db.prepare(`DELETE FROM ferry_amqp_runs WHERE ns = ? AND state = ? AND finished_at < ?`),
-      retainChannels: db.prepare(RETAIN_SQL.channels).pluck(),
-      retainEdge: db.prepare(RETAIN_SQL.edge).pluck(),
-      retainDoom: db.prepare(RETAIN_SQL.doom),
+      retain: { channels: db.prepare(RETAIN_SQL.channels), edge: db.prepare(RETAIN_SQL.edge), doom: db.prepare(RETAIN_SQL.doom) },
     };
   }
 
@@ -384,23 +383,9 @@ export class RunStore {
   }
 
   /** Delete finished rows older than `before`. */
-  /**
-   * Retention for one finished state: in each channel holding it, of its `batch` oldest
-   * records (by arrival), delete those past the newest `count` (< 0: no limit) or finished
-   * before `before` (null: no limit). One transaction. Returns records deleted.
-   */
+  /** Retention for one finished state (see `retainStep`): one write transaction. Returns records deleted. */
   retain(state: MessageState, count: number, before: number | null, batch: number): number {
-    const ns = this.#ns;
-    return this.#db
-      .transaction(() => {
-        let n = 0;
-        for (const ch of this.#stmt.retainChannels.all({ ns, state }) as string[]) {
-          const last = count < 0 ? undefined : (this.#stmt.retainEdge.get({ ns, state, ch, count }) as number | undefined);
-          n += this.#stmt.retainDoom.run({ ns, state, ch, batch, last: last ?? -1, before }).changes;
-        }
-        return n;
-      })
-      .immediate();
+    return retainStep(this.#db, this.#stmt.retain, { ns: this.#ns, state }, count, before, batch);
   }
 
   prune(before: number, states: readonly MessageState[]): number {

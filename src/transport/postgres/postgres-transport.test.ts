@@ -10,7 +10,7 @@ import { migrate, migrateUrl, parsePostgresUrl, quoteSchema } from "./migrate.ts
 import { buildStatements } from "./statements.ts";
 import type { Envelope } from "../../core/envelope.ts";
 import type { MessageState } from "../types.ts";
-import { PostgresTransport, retentionLockKey } from "./postgres-transport.ts";
+import { PostgresTransport, retentionLockName } from "./postgres-transport.ts";
 
 const skip = await serverSkipReason("postgres");
 const run = `${process.pid}_${Date.now().toString(36)}`;
@@ -552,10 +552,10 @@ if (skip) {
       const holder = await pool.connect();
       try {
         await finish(t, "ret-lock", 4);
-        await holder.query("SELECT pg_advisory_lock($1)", [retentionLockKey(schema)]);
+        await holder.query("SELECT pg_advisory_lock(hashtext($1))", [retentionLockName(schema)]);
         assert.equal(await t.enforceRetention(), 0);
         assert.equal((await listed(t, "completed", "ret-lock")).length, 4);
-        await holder.query("SELECT pg_advisory_unlock($1)", [retentionLockKey(schema)]);
+        await holder.query("SELECT pg_advisory_unlock(hashtext($1))", [retentionLockName(schema)]);
         assert.equal(await t.enforceRetention(), 3);
       } finally {
         holder.release();
@@ -604,7 +604,7 @@ if (skip) {
         const client = await pool.connect();
         try {
           await client.query("BEGIN");
-          const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${buildStatements(quoteSchema(schema)).retain.text}`, ["completed", 100, null, 500, retentionLockKey(schema)]);
+          const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${buildStatements(quoteSchema(schema)).retain.text}`, ["completed", 100, null, 500, retentionLockName(schema)]);
           await client.query("ROLLBACK");
           type Node = { "Node Type": string; "Scan Direction"?: string; "Actual Loops": number; "Actual Rows": number; Plans?: Node[] };
           const nodes: Node[] = [];

@@ -6,7 +6,6 @@
  * fencing tokens follow the database clock. `sendWithin` enqueues inside the
  * caller's transaction: the message exists if and only if it commits.
  */
-import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
@@ -38,8 +37,8 @@ import { byDeliveryOrder, ReadAhead, type Leased } from "./read-ahead.ts";
 import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";
-import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, keepsNothing, resolveRule, type RetentionOptions } from "../retention.ts";
-import { Retainer, type RetainRules } from "../retainer.ts";
+import { keepsNothing, resolveRetention, type RetainRules, type RetentionOptions } from "../retention.ts";
+import { Retainer } from "../retainer.ts";
 
 /** Options of {@link PostgresTransport.open}. */
 export interface PostgresTransportOptions {
@@ -67,11 +66,11 @@ export interface PostgresTransportOptions {
 }
 
 /**
- * The advisory lock key (bigint as text) a schema's retention runs under: one pruning
- * process per schema at a time. The first 60 bits of the SHA-1 of the schema name.
+ * The name of the advisory lock a schema's retention runs under (`hashtext` of it, as
+ * migrations lock `ferry.migrate:<schema>`): one pruning process per schema at a time.
  */
-export function retentionLockKey(schema: string): string {
-  return BigInt(`0x${createHash("sha1").update(`ferry-retention:${schema}`).digest("hex").slice(0, 15)}`).toString();
+export function retentionLockName(schema: string): string {
+  return `ferry.retain:${schema}`;
 }
 
 /**
@@ -194,9 +193,9 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
     this.#notifier = new Notifier({ connect: () => this.#pool.connect(), channel: this.#notifyChannel, ...(ownBackends ? { ownBackends } : {}) });
     this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
     this.#ackDeletes = keepsNothing(retention.completed);
-    const lockKey = retentionLockKey(schema);
+    const lock = retentionLockName(schema);
     this.#retainer = new Retainer(retention, async (state, rule, batch) => {
-      const rows = await this.#run("enforcing retention", this.#sql.retain, [state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch, lockKey]);
+      const rows = await this.#run("enforcing retention", this.#sql.retain, [state, rule.count, rule.ageMs >= 0 ? rule.ageMs : null, batch, lock]);
       return rows.length;
     });
   }
@@ -209,10 +208,7 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   static async open(options: PostgresTransportOptions): Promise<PostgresTransport> {
     const schema = options.schema ?? DEFAULT_SCHEMA;
     quoteSchema(schema);
-    const retention: RetainRules = {
-      completed: resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed"),
-      dead: resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead"),
-    };
+    const retention = resolveRetention(options.retention);
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 2 || poolSize > 1000) {
       throw new FerryError("INVALID_OPTION", `poolSize must be a whole number from 2 to 1000 (one connection listens), got ${String(options.poolSize)}`, { details: { option: "poolSize" } });

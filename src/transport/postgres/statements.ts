@@ -296,8 +296,9 @@ export function buildStatements(q: string) {
     /**
      * Retention, for one finished state $1 text: in each channel holding that state, of its
      * $4 int oldest rows (by arrival), delete those past the newest $2 int ($2 < 0: no count
-     * limit) or finished before $3 float8 ms (null: no age limit). Runs only when it takes
-     * the advisory lock $5 bigint (one pruner per schema at a time; others skip). A loose
+     * limit) or finished more than $3 float8 ms ago by the database clock (null: no age
+     * limit). Runs only when it takes the advisory lock `hashtext($5 text)` (one pruner per
+     * schema at a time; others skip). A loose
      * index scan finds the channels; each channel costs an index walk of $2 entries for
      * its count edge and of $4 rows for its oldest, however large the table. (The edge's
      * `OFFSET 0` keeps it a subquery run once per channel: pulled up into the join, the
@@ -305,7 +306,7 @@ export function buildStatements(q: string) {
      * Returns: `id` of each row deleted.
      */
     retain: st("retain", `
-      WITH RECURSIVE lock AS (SELECT pg_try_advisory_xact_lock($5) AS held, ${ASYNC_COMMIT} AS async),
+      WITH RECURSIVE lock AS (SELECT pg_try_advisory_xact_lock(hashtext($5)) AS held, ${ASYNC_COMMIT} AS async),
       chs AS (
         (SELECT channel FROM ${t} WHERE state = $1 AND ${FINISHED} AND (SELECT held FROM lock) ORDER BY channel LIMIT 1)
         UNION ALL
@@ -319,7 +320,7 @@ export function buildStatements(q: string) {
           OFFSET 0) e
         CROSS JOIN LATERAL (
           SELECT id, seq, finished_at FROM ${t} WHERE state = $1 AND ${FINISHED} AND channel = chs.channel ORDER BY seq LIMIT $4) h
-        WHERE chs.channel IS NOT NULL AND (h.seq <= e.edge OR h.finished_at < $3::float8)
+        WHERE chs.channel IS NOT NULL AND (h.seq <= e.edge OR h.finished_at < ${NOW_MS} - $3::float8)
       )
       DELETE FROM ${t} m WHERE m.id = ANY(ARRAY(SELECT id FROM doomed)) AND m.state = $1 AND (SELECT async FROM lock)
       RETURNING m.id`),

@@ -33,7 +33,7 @@ import {
   type Transport,
 } from "../types.ts";
 import { ConnectionMonitor, readServerSettings, serverWarnings } from "./redis-health.ts";
-import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, resolveRule, type ResolvedRule } from "../retention.ts";
+import { resolveRetention, type ResolvedRule } from "../retention.ts";
 import { checkPrefix, optionsFromUrl, type RedisTransportOptions, type WarningHandler } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
@@ -142,8 +142,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.prefix = checkPrefix(options.prefix ?? "ferry");
     this.target = `${client.options.host ?? "127.0.0.1"}:${client.options.port ?? 6379}`;
     this.#warn = options.onWarning ?? ((message) => console.warn(message));
-    this.#completed = resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed");
-    this.#dead = resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead");
+    ({ completed: this.#completed, dead: this.#dead } = resolveRetention(options.retention));
     this.#sendChunk = options.sendChunk ?? DEFAULT_SEND_CHUNK;
     this.#clock = options.clock;
     if (!Number.isInteger(this.#sendChunk) || this.#sendChunk < 1) throw new FerryError("INVALID_OPTION", "sendChunk must be a whole number >= 1", { details: { option: "sendChunk" } });

@@ -40,6 +40,37 @@ interface CountRow {
   delayed: number;
 }
 
+/**
+ * Retention's statements over one table (named parameters): the channels holding
+ * @state, a channel's count edge (the newest row past the newest @count), and the
+ * deletion among a channel's @batch oldest of the rows past @last or finished before @before.
+ */
+export interface RetainStatements {
+  channels: Database.Statement;
+  edge: Database.Statement;
+  doom: Database.Statement;
+}
+
+/**
+ * One retention step in one write transaction: in each channel holding `scope.state`,
+ * of its `batch` oldest rows (by arrival), delete those past the newest `count` (< 0: no
+ * limit) or finished before `before` (null: no limit). `scope` holds the named
+ * parameters that choose the rows besides the channel (the state; the run store's
+ * prefix too). Returns rows deleted.
+ */
+export function retainStep(db: Database.Database, st: RetainStatements, scope: Record<string, unknown>, count: number, before: number | null, batch: number): number {
+  return db
+    .transaction(() => {
+      let n = 0;
+      for (const ch of st.channels.pluck().all(scope) as string[]) {
+        const last = count < 0 ? undefined : (st.edge.pluck().get({ ...scope, ch, count }) as number | undefined);
+        n += st.doom.run({ ...scope, ch, batch, last: last ?? -1, before }).changes;
+      }
+      return n;
+    })
+    .immediate();
+}
+
 /** Read-only and admin queries over one connection. */
 export class SqliteAdmin {
   readonly #db: Database.Database;
@@ -123,26 +154,10 @@ export class SqliteAdmin {
     return this.#stmt(sql).run(...terminal, before).changes;
   }
 
-  /**
-   * Retention for one finished state: in each channel holding it, of its `batch` oldest
-   * rows (by arrival), delete those past the newest `count` (< 0: no limit) or finished
-   * before `before` (null: no limit). One transaction; channels found through the
-   * finished index (a few lookups each). Returns rows deleted.
-   */
+  /** Retention for one finished state (see {@link retainStep}): one write transaction. Returns rows deleted. */
   retain(state: MessageState, count: number, before: number | null, batch: number): number {
-    const channels = this.#stmt(RETAIN_SQL.channels);
-    const edge = this.#stmt(RETAIN_SQL.edge);
-    const doom = this.#stmt(RETAIN_SQL.doom);
-    return this.#db
-      .transaction(() => {
-        let n = 0;
-        for (const ch of channels.pluck().all({ state }) as string[]) {
-          const last = count < 0 ? undefined : (edge.pluck().get({ state, ch, count }) as number | undefined);
-          n += doom.run({ state, ch, batch, last: last ?? -1, before }).changes;
-        }
-        return n;
-      })
-      .immediate();
+    const st = { channels: this.#stmt(RETAIN_SQL.channels), edge: this.#stmt(RETAIN_SQL.edge), doom: this.#stmt(RETAIN_SQL.doom) };
+    return retainStep(this.#db, st, { state }, count, before, batch);
   }
 
   /** Pause a channel (idempotent). */

@@ -45,8 +45,8 @@ import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
 import { parseSqliteUrl } from "./sqlite-url.ts";
-import { Retainer } from "../retainer.ts";
-import { DEFAULT_COMPLETED_RETENTION, DEFAULT_DEAD_RETENTION, keepsNothing, resolveRule, type RetentionOptions } from "../retention.ts";
+import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
+import { keepsNothing, resolveRetention, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
 
 /** Options of {@link SqliteTransport}. */
@@ -72,9 +72,6 @@ export interface SqliteTransportOptions {
    */
   retention?: RetentionOptions;
 }
-
-/** Rows per channel one retention statement looks at: each is a write transaction that holds the event loop. */
-const RETAIN_BATCH = 1000;
 
 /** The embedded SQLite transport with the full capability set. */
 export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin, Prunable, Pausable {
@@ -106,22 +103,21 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.path = options.path;
     this.#fileKey = options.path === ":memory:" ? options.path : resolve(options.path);
     this.clock = options.clock ?? systemClock;
-    const completed = resolveRule(options.retention?.completed, DEFAULT_COMPLETED_RETENTION, "retention.completed");
-    const dead = resolveRule(options.retention?.dead, DEFAULT_DEAD_RETENTION, "retention.dead");
+    const retention = resolveRetention(options.retention);
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
     this.#db = openDatabase(options);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
     acquireCheckpointer(this.#db, this.#fileKey);
     const newToken = () => `${this.#tokenPrefix}${(++this.#tokenSeq).toString(36)}`;
-    this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, newToken, keepsNothing(completed));
+    this.#batch = createBatches(this.#db, new Statements(this.#db), options.path, newToken, keepsNothing(retention.completed));
     this.#retainer = new Retainer(
-      { completed, dead },
+      retention,
       async (state, rule, batch) => {
         if (this.#closed) return 0;
         return this.#adminCall("enforcing retention", (a) => a.retain(state, rule.count, rule.ageMs >= 0 ? this.clock.now() - rule.ageMs : null, batch));
       },
-      RETAIN_BATCH,
+      RETAIN_BATCH_SYNC,
     );
   }
 
