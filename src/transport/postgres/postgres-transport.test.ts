@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { runTransportConformance } from "../../../tests/conformance/transport-conformance.ts";
+import { checkReadAheadAndAbort } from "../../../tests/conformance/read-ahead-checks.ts";
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
@@ -632,26 +633,7 @@ if (skip) {
     it("a consumer loop reads ahead, and an abort gives the held rows back with no attempt used", async () => {
       const t = await open("ahead");
       try {
-        const sent = Array.from({ length: 12 }, () => msg("ra"));
-        await t.send(sent);
-        const ac = new AbortController();
-        const loop = { channels: ["ra"], max: 2, leaseMs: 30_000, waitMs: 1000, signal: ac.signal };
-        const first = await t.receive(loop);
-        const second = await t.receive(loop);
-        assert.equal(first.length + second.length, 4);
-        const active = () => t.counts().then((c) => c.find((x) => x.channel === "ra")?.active ?? 0);
-        assert.ok((await active()) > 4, "the second receive found a backlog and leased ahead");
-        const third = await t.receive(loop);
-        assert.equal(third.length, 2, "served from what was read ahead");
-        const handed = [...first, ...second, ...third];
-        assert.equal(new Set(handed.map((d) => d.message.id)).size, 6);
-        ac.abort();
-        for (let i = 0; i < 50 && (await active()) > 6; i++) await new Promise((r) => setTimeout(r, 20));
-        assert.equal(await active(), 6, "only the handed-out leases stay active");
-        assert.deepEqual(await t.ack(handed.map((d) => ({ id: d.message.id, token: d.token }))), handed.map(() => true));
-        const rest = await t.receive({ channels: ["ra"], max: 50, leaseMs: 30_000, waitMs: 0 });
-        assert.equal(rest.length, 6);
-        assert.deepEqual(rest.map((d) => d.message.attempt), rest.map(() => 1), "released rows used no attempt");
+        await checkReadAheadAndAbort(t, "ra");
       } finally {
         await t.close();
       }

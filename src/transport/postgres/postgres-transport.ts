@@ -33,7 +33,7 @@ import {
 } from "../types.ts";
 import { DEFAULT_SCHEMA, migrate, notifyChannel, parsePostgresUrl, quoteSchema } from "./migrate.ts";
 import { Notifier } from "./notifier.ts";
-import { byDeliveryOrder, ReadAhead, type Leased } from "./read-ahead.ts";
+import { byDeliveryOrder, ReadAhead, type Leased } from "../read-ahead.ts";
 import { mapPgError } from "./pg-errors.ts";
 import { fenceable, firstOf, storedError, toEnvelope, UNSAFE_ESCAPE, type LeaseRow, type RecordRow } from "./rows.ts";
 import { buildStatements, type Statement, type Statements } from "./statements.ts";

@@ -4,11 +4,13 @@
  * each test under its own key prefix, deleted at the end.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { VirtualClock } from "../../core/clock.ts";
 import { createEnvelope, type Envelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
+import { checkReadAheadAndAbort } from "../../../tests/conformance/read-ahead-checks.ts";
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { createTransport } from "../registry.ts";
 import { readServerSettings, serverWarnings } from "./redis-health.ts";
@@ -228,6 +230,49 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal((await pending).length, 1);
     assert.ok(Date.now() - started < 4000, "resume woke the receive");
     assert.deepEqual(await t.paused(), []);
+  });
+
+  it("a consumer loop reads ahead; an abort gives the held messages back, due as before, with no attempt used", async () => {
+    await checkReadAheadAndAbort(await transport(`${base}-ahead`), "ra");
+  });
+
+  it("a one-off receive leases exactly what it asks for; close and pause give read-ahead back", async () => {
+    const t = await transport(`${base}-ahead2`);
+    const other = await transport(`${base}-ahead2`);
+    await t.send(Array.from({ length: 10 }, () => msg("rc")));
+    await t.send(Array.from({ length: 10 }, () => msg("rp")));
+    const counts = async (ch: string) => (await other.counts()).find((x) => x.channel === ch);
+    assert.equal((await t.receive({ channels: ["rc"], max: 1, leaseMs: 30_000, waitMs: 0 })).length, 1);
+    assert.equal((await counts("rc"))?.active, 1, "no signal, no read-ahead");
+    const loop = (ch: string) => ({ channels: [ch], max: 1, leaseMs: 30_000, waitMs: 1000, signal: new AbortController().signal });
+    await t.receive(loop("rp"));
+    await t.receive(loop("rp"));
+    assert.ok(((await counts("rp"))?.active ?? 0) > 2, "read ahead on rp");
+    await t.pause("rp");
+    for (let i = 0; i < 50 && ((await counts("rp"))?.active ?? 0) > 2; i++) await sleep(20);
+    assert.equal((await counts("rp"))?.active, 2, "pausing rp gave back what was held for it");
+    await t.receive(loop("rc"));
+    await t.receive(loop("rc"));
+    assert.ok(((await counts("rc"))?.active ?? 0) > 3, "read ahead on rc");
+    await t.close();
+    const c = await counts("rc");
+    assert.equal(c?.active, 3, "close gave the held messages back before disconnecting");
+    assert.equal(c?.waiting, 7);
+  });
+
+  it("a release is fenced: a stale token or a message no longer active is left alone", async () => {
+    const t = await transport(`${base}-release`);
+    const r = await adminClient();
+    await t.send([msg("rl"), msg("rl")]);
+    const [a, b] = await t.receive({ channels: ["rl"], max: 2, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(await t.ack([{ id: b!.message.id, token: b!.token }]), [true]);
+    const release = (items: Array<[string, string]>) => r.evalsha(createHash("sha1").update(scriptSources().get("release")!).digest("hex"), 0, `${base}-release`, ...items.flat()).catch(() => r.eval(scriptSources().get("release")!, 0, `${base}-release`, ...items.flat()));
+    assert.deepEqual(await release([[a!.message.id, "1.1"], [b!.message.id, b!.token]]), [0, 0]);
+    assert.equal((await t.get(a!.message.id))?.state, "active");
+    assert.equal((await t.get(b!.message.id))?.state, "completed");
+    assert.deepEqual(await release([[a!.message.id, a!.token]]), [1]);
+    const again = await t.receive({ channels: ["rl"], max: 2, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(again.map((d) => [d.message.id, d.message.attempt]), [[a!.message.id, 1]]);
   });
 
   it("error history keeps the first and the newest", async () => {

@@ -34,6 +34,7 @@ import {
 } from "../types.ts";
 import { ConnectionMonitor, readServerSettings, serverWarnings } from "./redis-health.ts";
 import { resolveRetention, type ResolvedRule } from "../retention.ts";
+import { ReadAhead, type Leased } from "../read-ahead.ts";
 import { checkPrefix, optionsFromUrl, type RedisTransportOptions, type WarningHandler } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
@@ -135,6 +136,12 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   readonly #dead: ResolvedRule;
   readonly #sendChunk: number;
   readonly #clock: Clock | undefined;
+  readonly #ahead: ReadAhead;
+  /** The last receive script that leased nothing, per set of channels: its `now` and `nextDue`. */
+  readonly #idle = new Map<string, unknown[]>();
+  /** Orders what one transport leased, for read-ahead (Redis itself orders by score, then id). */
+  #leaseSeq = 0;
+  #closing: Promise<void> | undefined;
   #closed = false;
 
   private constructor(client: Redis, options: RedisTransportOptions) {
@@ -148,6 +155,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (!Number.isInteger(this.#sendChunk) || this.#sendChunk < 1) throw new FerryError("INVALID_OPTION", "sendChunk must be a whole number >= 1", { details: { option: "sendChunk" } });
     this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
     this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
+    this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
   }
 
   /**
@@ -269,6 +277,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     throw err;
   }
 
+  /**
+   * Lease due messages, waiting up to `waitMs` for some. A consumer loop (a receive that
+   * waits and carries an abort signal, as the worker's fetch loop does) reads ahead: once
+   * a receive finds a backlog, each script call leases more than was asked for and the
+   * rest wait here, leased, for the loop's next receive (see `../read-ahead.ts`), so a
+   * fast consumer pays one round trip per batch, not per receive.
+   */
   async receive(request: ReceiveRequest): Promise<Delivery[]> {
     this.#checkOpen();
     const { channels, max, leaseMs, waitMs, signal } = request;
@@ -277,7 +292,15 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     if (max === 0 || channels.length === 0) return [];
     for (const ch of channels) assertChannel(ch);
     const unique = channels.length === 1 ? channels : [...new Set(channels)];
-    const args: (string | number)[] = [this.prefix, max, Math.round(leaseMs), RECOVER_CAP, ...unique];
+    const lease = Math.round(leaseMs);
+    // Read-ahead times held leases by the real clock: not under a test clock.
+    const loop = !this.#clock && ReadAhead.applies(request) ? signal! : undefined;
+    if (loop) {
+      const held = await this.#ahead.take(unique, max, lease, loop);
+      if (held.length > 0) return held;
+    }
+    const key = unique.join("\u0000");
+    const args: (string | number)[] = [this.prefix, max, lease, RECOVER_CAP, ...unique];
     const elapsed = this.#clock ? ((start) => () => this.#clock!.now() - start)(this.#clock.now()) : ((start) => () => performance.now() - start)(performance.now());
     // The reply of a receive script run by the waiter right after its wake-up, if any.
     let pending: unknown[] | undefined;
@@ -287,6 +310,17 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       if (pending) {
         reply = pending;
         pending = undefined;
+        if (reply.length > 3) return parseDeliveries(reply, lease);
+      } else if (loop) {
+        let got: Delivery[];
+        try {
+          got = await this.#ahead.lease(unique, max, lease, loop);
+        } catch (err) {
+          if (this.#closed) return [];
+          throw err;
+        }
+        if (got.length > 0) return got;
+        reply = this.#idle.get(key) ?? [0, -1];
       } else {
         try {
           reply = await this.#run("receive", args);
@@ -294,8 +328,8 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
           if (this.#closed) return [];
           throw err;
         }
+        if (reply.length > 3) return parseDeliveries(reply, lease);
       }
-      if (reply.length > 3) return parseDeliveries(reply, Math.round(leaseMs));
       if (!(waitMs > 0) || signal?.aborted || this.#closed) return [];
       const remaining = waitMs - elapsed();
       if (remaining <= 0) return [];
@@ -314,6 +348,24 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       // rather than spin on the receive script until the connection is back.
       else await systemClock.sleep(Math.min(ms, WAIT_RETRY_MS), signal);
     }
+  }
+
+  /** One receive script call without waiting, for read-ahead: up to `max`, in delivery order. */
+  async #lease(channels: readonly string[], max: number, leaseMs: number): Promise<Leased[]> {
+    this.#checkOpen();
+    const reply = await this.#run("receive", [this.prefix, max, leaseMs, RECOVER_CAP, ...channels]);
+    if (reply.length <= 3) {
+      this.#idle.set(channels.join("\u0000"), reply);
+      return [];
+    }
+    return parseDeliveries(reply, leaseMs).map((delivery) => ({ delivery, priority: delivery.message.priority, wasDue: delivery.message.runAt, seq: ++this.#leaseSeq }));
+  }
+
+  /** Give back leases that were read ahead and never handed out (no attempt used). */
+  async #release(items: readonly LeaseRef[]): Promise<void> {
+    const args: (string | number)[] = [this.prefix];
+    for (const item of items) args.push(item.id, item.token);
+    if (args.length > 1) await this.#run("release", args);
   }
 
   async ack(items: readonly AckItem[]): Promise<boolean[]> {
@@ -361,8 +413,14 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     return this.#closed;
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    // Held read-ahead goes back to waiting while the connection is still open.
+    if (this.#client.status === "ready") await this.#ahead.close().catch(() => {});
     this.#closed = true;
     this.#monitor.stop();
     this.#waiter.close();
@@ -444,6 +502,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   async pause(channel: string): Promise<void> {
     this.#checkOpen();
     await this.#client.sadd(`${this.prefix}:paused`, assertChannel(channel));
+    this.#ahead.releaseChannel(channel);
   }
 
   async resume(channel: string): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createEnvelope } from "../../core/envelope.ts";
+import { createEnvelope } from "../core/envelope.ts";
 import { ReadAhead, type Leased, type ReadAheadStore } from "./read-ahead.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,7 +16,7 @@
  * of an aborted consumer, and everything held at close go back to waiting with no
  * attempt used (`release`).
  */
-import type { Delivery, LeaseRef } from "../types.ts";
+import type { Delivery, LeaseRef } from "./types.ts";
 
 /** A leased row, with the keys that order deliveries. */
 export interface Leased {
