@@ -324,6 +324,28 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.ok((await unblocks()) > before, "the wait was ended by CLIENT UNBLOCK from the command connection");
   });
 
+  it("a receiver working through delayed messages due a millisecond apart sleeps locally between them, without CLIENT UNBLOCK", async () => {
+    const t = await transport(`${base}-burst`);
+    const admin = await adminClient();
+    const unblocks = async () => Number(/^cmdstat_client\|unblock:calls=(\d+)/m.exec(await admin.info("commandstats"))?.[1] ?? 0);
+    const start = Date.now() + 200;
+    const sent = Array.from({ length: 40 }, (_, i) => msg("burst", { runAt: start + i }));
+    await t.send(sent);
+    const before = await unblocks();
+    const loop = { channels: ["burst"], max: 10, leaseMs: 30_000, waitMs: 5000, signal: new AbortController().signal };
+    const got: string[] = [];
+    while (got.length < sent.length) {
+      const batch = await t.receive(loop);
+      const now = Date.now();
+      for (const d of batch) assert.ok(d.message.runAt <= now, "never before its due time");
+      got.push(...batch.map((d) => d.message.id));
+    }
+    assert.deepEqual(got, sent.map((m) => m.id));
+    // The first wait (about 200 ms) blocks in Redis and is ended by one CLIENT UNBLOCK; the
+    // gaps of a millisecond after it are slept here.
+    assert.ok((await unblocks()) - before <= 1, `CLIENT UNBLOCK calls: ${(await unblocks()) - before}`);
+  });
+
   it("a message sent without a delay is due on arrival, even when the server's clock is behind the sender's; a delayed one waits for the server's clock", async () => {
     // The server's "now" (the test clock) is 60 s behind the clock the messages were made with.
     const made = Date.now();

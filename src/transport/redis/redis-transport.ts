@@ -53,6 +53,8 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 const DEFAULT_SEND_CHUNK = 250;
 /** Most delayed messages or expired leases one receive moves back to ready, per channel. */
 const RECOVER_CAP = 1000;
+/** A wait for a due time at most this long (ms) sleeps locally instead of blocking in Redis. */
+const SHORT_WAIT_MS = 2;
 /** Pause after a blocking wait that failed, before the next receive script. */
 const WAIT_RETRY_MS = 100;
 const FINISHED: readonly MessageState[] = ["completed", "cancelled", "dead"];
@@ -340,6 +342,13 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       if (ms <= 0) continue;
       if (this.#clock) {
         await this.#clock.sleep(ms, signal);
+        continue;
+      }
+      // Something comes due within a couple of ms (a burst of delayed messages): sleep here and
+      // ask again. A blocking wait would cost a CLIENT UNBLOCK round trip more, and its wake-up
+      // would lease only `max`, where the next receive may read ahead what came due meanwhile.
+      if (timed && ms <= SHORT_WAIT_MS) {
+        await systemClock.sleep(ms, signal);
         continue;
       }
       const woke = await this.#waiter.wait(unique, ms, signal, args, timed);
