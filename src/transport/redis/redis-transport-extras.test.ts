@@ -187,6 +187,30 @@ describe("redis transport: beyond conformance", { skip }, () => {
     assert.equal((await byAge.get(second[0]!.message.id))?.state, "completed");
   });
 
+  it("the sweep applies retention to channels no ack touches any more, and forgets channels left with nothing", async () => {
+    const prefix = `${base}-sweep`;
+    const t = await transport(prefix, { retention: { completed: { count: Infinity, age: 200 }, dead: { count: 1, age: Infinity } } });
+    await t.send([msg("quiet"), msg("quiet"), msg("dl"), msg("dl"), msg("live"), msg("pz")]);
+    const quiet = await t.receive({ channels: ["quiet"], max: 2, leaseMs: 30_000, waitMs: 0 });
+    assert.deepEqual(await t.ack(quiet.map((d) => ({ id: d.message.id, token: d.token }))), [true, true]);
+    const dl = await t.receive({ channels: ["dl"], max: 2, leaseMs: 30_000, waitMs: 0 });
+    // One dead-letter call per message: the second call's trim keeps one, so the sweep has nothing to do there.
+    for (const d of dl) await t.deadLetter([{ id: d.message.id, token: d.token, error: { at: Date.now(), attempt: 1, code: "X", message: "x" } }]);
+    const pz = await t.receive({ channels: ["pz"], max: 1, leaseMs: 30_000, waitMs: 0 });
+    await t.ack(pz.map((d) => ({ id: d.message.id, token: d.token })));
+    await t.pause("pz");
+    assert.equal(await t.enforceRetention(), 0, "nothing past its rules yet");
+    await sleep(300);
+    // No ack on "quiet" since: only the sweep can delete its records now.
+    assert.equal(await t.enforceRetention(), 3, "quiet's two records and pz's one passed the age limit");
+    assert.equal(await t.get(quiet[0]!.message.id), null);
+    const channels = (await (await adminClient()).smembers(`${prefix}:channels`)).sort();
+    assert.deepEqual(channels, ["dl", "live", "pz"], "quiet had nothing left and is forgotten; live has a waiting message, dl a dead one, pz is paused");
+    assert.deepEqual((await t.counts()).map((c) => c.channel).sort(), ["dl", "live", "pz"]);
+    await t.send([msg("quiet")]);
+    assert.ok((await t.counts()).some((c) => c.channel === "quiet" && c.waiting === 1), "a send brings the channel back");
+  });
+
   it("a completed rule that keeps nothing deletes each message in its ack, fenced as before", async () => {
     const t = await transport(`${base}-keep0`, { retention: { completed: { count: 0 } } });
     const sent = [msg("k"), msg("k"), msg("k")];

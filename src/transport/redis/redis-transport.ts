@@ -53,6 +53,14 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 const DEFAULT_SEND_CHUNK = 250;
 /** Most delayed messages or expired leases one receive moves back to ready, per channel. */
 const RECOVER_CAP = 1000;
+/** How often the background sweep applies retention to channels that no ack trims (ms). */
+const SWEEP_MS = 60_000;
+/** Channels per `retain` script call. */
+const SWEEP_CHANNELS = 100;
+/** Records per finished set one `retain` call deletes at most; a larger backlog takes a few calls. */
+const SWEEP_CAP = 1000;
+/** `retain` calls per chunk of channels in one sweep at most; the rest waits for the next sweep. */
+const SWEEP_ROUNDS = 8;
 /** A wait for a due time at most this long (ms) sleeps locally instead of blocking in Redis. */
 const SHORT_WAIT_MS = 2;
 /** Pause after a blocking wait that failed, before the next receive script. */
@@ -144,6 +152,8 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   /** Orders what one transport leased, for read-ahead (Redis itself orders by score, then id). */
   #leaseSeq = 0;
   #closing: Promise<void> | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<number> | undefined;
   #closed = false;
 
   private constructor(client: Redis, options: RedisTransportOptions) {
@@ -158,6 +168,46 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
     this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
     this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
+    this.#armSweep();
+  }
+
+  #armSweep(): void {
+    this.#sweepTimer = setTimeout(() => {
+      // A failed sweep (a lost connection) is tried again at the next one; nothing is lost by waiting.
+      void (this.#closed ? undefined : this.enforceRetention().catch(() => 0).finally(() => this.#closed || this.#armSweep()));
+    }, SWEEP_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Apply the retention rules to every channel now, as the background does once a minute:
+   * the ack and dead-letter scripts trim the channels they touch, and this sweep covers the
+   * others (a channel nobody sends to any more, the reply inbox of a process that exited),
+   * so their records still go when they pass the age limit. Channels left with nothing at
+   * all (not ready, delayed, active, kept or paused) are forgotten until the next send.
+   * Returns records deleted. For tests and maintenance scripts; nothing needs to call it.
+   */
+  enforceRetention(): Promise<number> {
+    this.#checkOpen();
+    this.#sweeping ??= this.#sweep().finally(() => (this.#sweeping = undefined));
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<number> {
+    const rules = [this.#completed.count, this.#completed.ageMs, this.#dead.count, this.#dead.ageMs, SWEEP_CAP];
+    let deleted = 0;
+    let cursor = "0";
+    do {
+      const [next, channels] = await this.#client.sscan(`${this.prefix}:channels`, cursor, "COUNT", SWEEP_CHANNELS);
+      cursor = next;
+      for (let round = 0; round < SWEEP_ROUNDS && channels.length > 0 && !this.#closed; round++) {
+        const [n] = (await this.#run("retain", [this.prefix, ...rules, ...channels])) as number[];
+        deleted += n!;
+        // Below the cap, every set of these channels is within its rules.
+        if (n! < SWEEP_CAP) break;
+      }
+    } while (cursor !== "0" && !this.#closed);
+    return deleted;
   }
 
   /**
@@ -428,9 +478,11 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   }
 
   async #close(): Promise<void> {
+    clearTimeout(this.#sweepTimer);
     // Held read-ahead goes back to waiting while the connection is still open.
     if (this.#client.status === "ready") await this.#ahead.close().catch(() => {});
     this.#closed = true;
+    await this.#sweeping?.catch(() => 0);
     this.#monitor.stop();
     this.#waiter.close();
     if (this.#client.status === "ready") await this.#client.quit().catch(() => this.#client.disconnect());
