@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { createEnvelope, type Envelope } from "../core/envelope.ts";
 import { FerryError, toError } from "../core/errors.ts";
+import { REPLY_CHANNEL_PREFIX } from "../core/names.ts";
 import type { Transport } from "../transport/types.ts";
 
 /** The task name of reply messages. */
@@ -43,7 +44,7 @@ export class ReplyInbox {
 
   constructor(transport: Transport) {
     this.transport = transport;
-    this.channel = `_reply.${randomBytes(8).toString("hex")}`;
+    this.channel = `${REPLY_CHANNEL_PREFIX}${randomBytes(8).toString("hex")}`;
   }
 
   /** Replies that arrived after their caller stopped waiting (dropped). */

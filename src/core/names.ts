@@ -7,6 +7,11 @@ import { FerryError } from "./errors.ts";
 export const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_:-]*(?:\.[A-Za-z0-9_][A-Za-z0-9_:-]*)*$/;
 /** Channel names: letters, digits, `_`, `-`, `.`; 1-100 characters; no leading dot. */
 export const CHANNEL_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/**
+ * Channels of this prefix are request/reply inboxes, one per requesting process
+ * (`_reply.<random>`): transports may let their storage expire once no process uses it.
+ */
+export const REPLY_CHANNEL_PREFIX = "_reply.";
 /** Routing patterns: names whose words may be `*` (exactly one word) or `#` (zero or more). */
 export const PATTERN_PATTERN = /^(?:[A-Za-z0-9_][A-Za-z0-9_:-]*|\*|#)(?:\.(?:[A-Za-z0-9_][A-Za-z0-9_:-]*|\*|#))*$/;
 

@@ -87,7 +87,7 @@ export class Publisher {
   /** Declare a channel's queue and dead-letter queue. */
   ensureChannel(link: Link, channel: string): Promise<void> {
     const { prefix, queueType } = this.#options;
-    const args = queueArguments(queueType);
+    const args = queueArguments(queueType, channel);
     return this.#declare(link, channelQueue(prefix, channel), async (ch) => {
       await ch.assertQueue(channelQueue(prefix, channel), args);
       await ch.assertQueue(deadQueue(prefix, channel), args);

@@ -8,7 +8,9 @@ import { createEnvelope } from "../../core/envelope.ts";
 import { isFerryError } from "../../core/errors.ts";
 import { SERVERS, serverSkipReason } from "../../../tests/support/servers.ts";
 import { runTransportConformance } from "../../../tests/conformance/transport-conformance.ts";
+import { REPLY_CHANNEL_PREFIX } from "../../core/names.ts";
 import { optionsFromUrl } from "./amqp-options.ts";
+import { queueArguments, REPLY_QUEUE_EXPIRES_MS } from "./topology.ts";
 import { AmqpTransport, type AmqpTransportOptions } from "./amqp-transport.ts";
 
 const skipReason = await serverSkipReason("amqp");
@@ -247,6 +249,37 @@ if (skipReason) {
       } finally {
         await a.close();
         await b.close();
+      }
+    });
+
+    it("a reply inbox's queues expire when unused; a channel's queues do not", async () => {
+      const t = await open();
+      const conn = await amqp.connect(SERVERS.amqp);
+      try {
+        const inbox = `${REPLY_CHANNEL_PREFIX}${Date.now().toString(36)}`;
+        const plain = `plain-${Date.now().toString(36)}`;
+        await t.send([createEnvelope({ name: "r.task", channel: inbox, payload: 1 }), createEnvelope({ name: "r.task", channel: plain, payload: 2 })]);
+        // Declaring a queue again with other arguments fails: the inbox's carry x-expires, the plain channel's none.
+        const redeclare = async (queue: string, args: amqp.Options.AssertQueue) => {
+          const ch = await conn.createChannel();
+          ch.on("error", () => {});
+          try {
+            await ch.assertQueue(queue, args);
+            await ch.close();
+            return "same";
+          } catch (err) {
+            return /x-expires/.test(String((err as Error).message)) ? "differs in x-expires" : String((err as Error).message);
+          }
+        };
+        for (const q of [`${runId}:${inbox}`, `${runId}:${inbox}:dead`]) {
+          assert.equal(await redeclare(q, queueArguments("quorum")), "differs in x-expires", q);
+          assert.equal(await redeclare(q, queueArguments("quorum", inbox)), "same", q);
+        }
+        assert.equal(await redeclare(`${runId}:${plain}`, queueArguments("quorum")), "same");
+        assert.deepEqual(queueArguments("quorum", inbox).arguments?.["x-expires"], REPLY_QUEUE_EXPIRES_MS);
+      } finally {
+        await conn.close();
+        await t.close();
       }
     });
 

@@ -26,6 +26,7 @@
  * Ferry's C = ':' separator cannot occur in a channel name, so names never clash.
  */
 import type { Options } from "amqplib";
+import { REPLY_CHANNEL_PREFIX } from "../../core/names.ts";
 
 /** AMQP headers Ferry sets. */
 export const HEADER = {
@@ -63,10 +64,18 @@ export function bucketFor(remainingMs: number): number {
   return Math.min(MAX_BUCKET, Math.floor(Math.log2(remainingMs)));
 }
 
-/** Arguments of a channel queue or dead-letter queue. */
-export function queueArguments(queueType: "quorum" | "classic"): Options.AssertQueue {
-  if (queueType === "quorum") return { durable: true, arguments: { "x-queue-type": "quorum" } };
-  return { durable: true, arguments: { "x-queue-type": "classic", "x-max-priority": 10 } };
+/**
+ * How long a reply inbox's queues (channel `_reply.<random>`, one per requesting process)
+ * outlive their last use: RabbitMQ deletes a queue with no consumer that nobody declared or
+ * read for this long, so the inboxes of exited processes do not pile up.
+ */
+export const REPLY_QUEUE_EXPIRES_MS = 3_600_000;
+
+/** Arguments of a channel queue or dead-letter queue (a reply inbox's expire when unused). */
+export function queueArguments(queueType: "quorum" | "classic", channel = ""): Options.AssertQueue {
+  const expires = channel.startsWith(REPLY_CHANNEL_PREFIX) ? { "x-expires": REPLY_QUEUE_EXPIRES_MS } : {};
+  if (queueType === "quorum") return { durable: true, arguments: { "x-queue-type": "quorum", ...expires } };
+  return { durable: true, arguments: { "x-queue-type": "classic", "x-max-priority": 10, ...expires } };
 }
 
 /** Arguments of delay bucket `k`. */
