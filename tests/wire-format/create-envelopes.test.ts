@@ -39,4 +39,12 @@ describe("createEnvelopes", () => {
     assert.deepEqual([...ids].sort(), ids);
     for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
+
+  it("newId's first 48 bits are its millisecond, then the counter (run last: later ids keep that far-off millisecond)", () => {
+    const at = 4_102_444_800_123; // 2100-01-01, after any id made before it
+    const [a, b] = [newId(at), newId(at)];
+    assert.equal(parseInt(a.slice(0, 8) + a.slice(9, 13), 16), at);
+    assert.equal(a.slice(14, 18), "7000");
+    assert.equal(b.slice(0, 18), a.slice(0, 13) + "-7001");
+  });
 });
