@@ -16,7 +16,7 @@
  * of an aborted consumer, and everything held at close go back to waiting with no
  * attempt used (`release`).
  */
-import type { Delivery, LeaseRef } from "./types.ts";
+import type { Delivery } from "./types.ts";
 
 /** A leased row, with the keys that order deliveries. */
 export interface Leased {
@@ -31,7 +31,7 @@ export interface ReadAheadStore {
   /** Lease up to `max` rows of `channels`, in delivery order. */
   lease(channels: readonly string[], max: number, leaseMs: number): Promise<Leased[]>;
   /** Put leased rows back to waiting, due as before, with no attempt used. */
-  release(items: readonly LeaseRef[]): Promise<void>;
+  release(items: readonly Delivery[]): Promise<void>;
 }
 
 /** Most rows held ahead per set of channels. */
@@ -193,7 +193,7 @@ export class ReadAhead {
 
   #release(deliveries: readonly Delivery[]): void {
     if (deliveries.length === 0) return;
-    this.#track(this.#store.release(deliveries.map((d) => ({ id: d.message.id, token: d.token }))).catch(() => {}));
+    this.#track(this.#store.release(deliveries).catch(() => {}));
   }
 
   #track(p: Promise<unknown>): void {

@@ -1,7 +1,8 @@
 /**
- * Retention in the background, for stores whose run records are rows (PostgreSQL,
- * SQLite): deletes finished rows past their retention rules, so the table holds the
- * live rows and a bounded tail of run records. It runs about once a second while this
+ * Retention in the background: deletes finished records past their retention rules, so
+ * a store holds the live messages and a bounded tail of run records (PostgreSQL, SQLite
+ * and RabbitMQ's run store; on Redis, whose acks trim the channels they touch, it sweeps
+ * the channels no ack touches any more). It runs about once a second while this
  * process finishes messages, and once a minute otherwise (for the age limit). Each run
  * is a few bounded statements per finished state (the store's own); a deletion that
  * would outrun a run is carried over to the next.
@@ -15,7 +16,7 @@ export const RETAIN_BUSY_MS = 1000;
 export const RETAIN_IDLE_MS = 60_000;
 /** Oldest rows considered per channel and state by one statement, by default. */
 export const RETAIN_BATCH = 5000;
-/** Rows per channel a statement looks at where it runs on the event loop (SQLite, the AMQP run store). */
+/** Rows per channel a statement looks at where it blocks something (SQLite and the AMQP run store the event loop, a Redis script the server). */
 export const RETAIN_BATCH_SYNC = 1000;
 /** Statements per state in one run at most; a larger backlog is worked off over runs. */
 const RETAIN_ROUNDS = 8;

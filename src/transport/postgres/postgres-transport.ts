@@ -418,8 +418,8 @@ export class PostgresTransport implements Transport, Inspectable, DeadLetterAdmi
   }
 
   /** Give back leases that were read ahead and never handed out. */
-  async #release(items: readonly LeaseRef[]): Promise<void> {
-    const { send } = fenceable(items);
+  async #release(deliveries: readonly Delivery[]): Promise<void> {
+    const { send } = fenceable(deliveries.map((d) => ({ id: d.message.id, token: d.token })));
     if (send.length === 0) return;
     const rows = await this.#run<{ id: string; channel: string }>("releasing read-ahead", this.#sql.release, [send.map((i) => i.id), send.map((i) => i.token)]);
     this.#wakeReceivers(rows);

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { Command, type Redis } from "ioredis";
 
 /** The names of the scripts, as files in `lua/` (without `.lua`). */
-export const SCRIPT_NAMES = ["send", "send-one", "receive", "release", "ack", "retry", "dead", "extend", "replay", "discard", "prune", "retain", "counts"] as const;
+export const SCRIPT_NAMES = ["send", "send-one", "receive", "ack", "retry", "dead", "extend", "replay", "discard", "prune", "retain", "counts"] as const;
 
 /** One script's name. */
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

@@ -35,6 +35,7 @@ import {
 import { ConnectionMonitor, readServerSettings, serverWarnings } from "./redis-health.ts";
 import { resolveRetention, type ResolvedRule } from "../retention.ts";
 import { ReadAhead, type Leased } from "../read-ahead.ts";
+import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
 import { checkPrefix, optionsFromUrl, type RedisTransportOptions, type WarningHandler } from "./redis-options.ts";
 import { listRecords, parseCounts, readRecords } from "./redis-inspect.ts";
 import { parseDeliveries } from "./redis-records.ts";
@@ -53,14 +54,8 @@ export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0";
 const DEFAULT_SEND_CHUNK = 250;
 /** Most delayed messages or expired leases one receive moves back to ready, per channel. */
 const RECOVER_CAP = 1000;
-/** How often the background sweep applies retention to channels that no ack trims (ms). */
-const SWEEP_MS = 60_000;
 /** Channels per `retain` script call. */
 const SWEEP_CHANNELS = 100;
-/** Records per finished set one `retain` call deletes at most; a larger backlog takes a few calls. */
-const SWEEP_CAP = 1000;
-/** `retain` calls per chunk of channels in one sweep at most; the rest waits for the next sweep. */
-const SWEEP_ROUNDS = 8;
 /** A wait for a due time at most this long (ms) sleeps locally instead of blocking in Redis. */
 const SHORT_WAIT_MS = 2;
 /** Pause after a blocking wait that failed, before the next receive script. */
@@ -152,8 +147,8 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   /** Orders what one transport leased, for read-ahead (Redis itself orders by score, then id). */
   #leaseSeq = 0;
   #closing: Promise<void> | undefined;
-  #sweepTimer: NodeJS.Timeout | undefined;
-  #sweeping: Promise<number> | undefined;
+  /** The background sweep of channels no ack trims (acks trim their own, so none notes finishing). */
+  readonly #retainer: Retainer;
   #closed = false;
 
   private constructor(client: Redis, options: RedisTransportOptions) {
@@ -168,15 +163,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     this.#monitor = new ConnectionMonitor(client, this.target, this.#warn, "command connection");
     this.#waiter = new BlockingWaiter(client, this.prefix, this.target, this.#warn);
     this.#ahead = new ReadAhead({ lease: (channels, max, leaseMs) => this.#lease(channels, max, leaseMs), release: (items) => this.#release(items) });
-    this.#armSweep();
-  }
-
-  #armSweep(): void {
-    this.#sweepTimer = setTimeout(() => {
-      // A failed sweep (a lost connection) is tried again at the next one; nothing is lost by waiting.
-      void (this.#closed ? undefined : this.enforceRetention().catch(() => 0).finally(() => this.#closed || this.#armSweep()));
-    }, SWEEP_MS);
-    this.#sweepTimer.unref();
+    this.#retainer = new Retainer({ completed: this.#completed, dead: this.#dead }, (state, rule, cap) => this.#sweep(state, rule, cap), RETAIN_BATCH_SYNC);
   }
 
   /**
@@ -189,23 +176,17 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
    */
   enforceRetention(): Promise<number> {
     this.#checkOpen();
-    this.#sweeping ??= this.#sweep().finally(() => (this.#sweeping = undefined));
-    return this.#sweeping;
+    return this.#retainer.run();
   }
 
-  async #sweep(): Promise<number> {
-    const rules = [this.#completed.count, this.#completed.ageMs, this.#dead.count, this.#dead.ageMs, SWEEP_CAP];
+  /** One state's rule over every channel, `SWEEP_CHANNELS` per script call, at most `cap` records per channel. */
+  async #sweep(state: MessageState, rule: ResolvedRule, cap: number): Promise<number> {
     let deleted = 0;
     let cursor = "0";
     do {
       const [next, channels] = await this.#client.sscan(`${this.prefix}:channels`, cursor, "COUNT", SWEEP_CHANNELS);
       cursor = next;
-      for (let round = 0; round < SWEEP_ROUNDS && channels.length > 0 && !this.#closed; round++) {
-        const [n] = (await this.#run("retain", [this.prefix, ...rules, ...channels])) as number[];
-        deleted += n!;
-        // Below the cap, every set of these channels is within its rules.
-        if (n! < SWEEP_CAP) break;
-      }
+      if (channels.length > 0) deleted += Number(await this.#run("retain", [this.prefix, state, rule.count, rule.ageMs, cap, ...channels]));
     } while (cursor !== "0" && !this.#closed);
     return deleted;
   }
@@ -420,11 +401,9 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
     return parseDeliveries(reply, leaseMs).map((delivery) => ({ delivery, priority: delivery.message.priority, wasDue: delivery.message.runAt, seq: ++this.#leaseSeq }));
   }
 
-  /** Give back leases that were read ahead and never handed out (no attempt used). */
-  async #release(items: readonly LeaseRef[]): Promise<void> {
-    const args: (string | number)[] = [this.prefix];
-    for (const item of items) args.push(item.id, item.token);
-    if (args.length > 1) await this.#run("release", args);
+  /** Give back leases that were read ahead and never handed out: a snooze to their own due time, no attempt used. */
+  async #release(deliveries: readonly Delivery[]): Promise<void> {
+    await this.retry(deliveries.map((d) => ({ id: d.message.id, token: d.token, runAt: d.message.runAt, attemptUsed: false })));
   }
 
   async ack(items: readonly AckItem[]): Promise<boolean[]> {
@@ -478,11 +457,10 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
   }
 
   async #close(): Promise<void> {
-    clearTimeout(this.#sweepTimer);
     // Held read-ahead goes back to waiting while the connection is still open.
     if (this.#client.status === "ready") await this.#ahead.close().catch(() => {});
+    await this.#retainer.close();
     this.#closed = true;
-    await this.#sweeping?.catch(() => 0);
     this.#monitor.stop();
     this.#waiter.close();
     if (this.#client.status === "ready") await this.#client.quit().catch(() => this.#client.disconnect());
