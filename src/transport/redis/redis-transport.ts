@@ -332,7 +332,6 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
       const held = await this.#ahead.take(unique, max, lease, loop);
       if (held.length > 0) return held;
     }
-    const key = unique.join("\u0000");
     const args: (string | number)[] = [this.prefix, max, lease, RECOVER_CAP, ...unique];
     const elapsed = this.#clock ? ((start) => () => this.#clock!.now() - start)(this.#clock.now()) : ((start) => () => performance.now() - start)(performance.now());
     // The reply of a receive script run by the waiter right after its wake-up, if any.
@@ -353,7 +352,7 @@ export class RedisTransport implements Transport, Inspectable, DeadLetterAdmin, 
           throw err;
         }
         if (got.length > 0) return got;
-        reply = this.#idle.get(key) ?? [0, -1];
+        reply = this.#idle.get(unique.join("\u0000")) ?? [0, -1];
       } else {
         try {
           reply = await this.#run("receive", args);
