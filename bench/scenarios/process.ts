@@ -38,7 +38,9 @@ function makeProcess(concurrency: number): Scenario {
       clearInterval(ticker);
       const memory = process.memoryUsage();
       const done = counter.count;
+      const stopAt = performance.now();
       await worker.stop();
+      const stopped = performance.now();
       const span = last - first;
       const rate = done > 1 && span > 0 ? ((done - 1) / span) * 1000 : 0;
       return {
@@ -49,6 +51,8 @@ function makeProcess(concurrency: number): Scenario {
         firstTaskMs: round1(first === 0 ? Number.NaN : first - workerStart),
         elapsedMs: round1(span),
         rate: roundRate(rate),
+        stopMs: round1(stopped - stopAt),
+        rateToStopped: roundRate(done > 1 ? ((done - 1) / (stopped - first)) * 1000 : 0),
         rssMB: round1(memory.rss / 1048576),
         heapUsedMB: round1(memory.heapUsed / 1048576),
         maxRssMB: round1(process.resourceUsage().maxRSS / 1024),
