@@ -4,7 +4,7 @@
 import { FerryError } from "../../core/errors.ts";
 
 /**
- * Turn a driver error (SQLITE_BUSY after the busy timeout, SQLITE_FULL,
+ * Turn a driver error (SQLITE_BUSY once the wait for the write lock ran out, SQLITE_FULL,
  * SQLITE_IOERR, a corrupt file...) into FerryError `TRANSPORT_UNAVAILABLE`
  * with the driver's error kept as `cause`. FerryErrors pass through unchanged.
  */
@@ -27,4 +27,10 @@ export function guarded<A extends unknown[], R>(fn: (...args: A) => R, operation
       throw storeError(err, operation, path);
     }
   };
+}
+
+/** True when a store call failed because another connection held the write lock (nothing was done). */
+export function isLocked(err: unknown): boolean {
+  const code = err instanceof FerryError ? err.details?.sqliteCode : (err as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }

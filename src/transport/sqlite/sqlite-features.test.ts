@@ -330,6 +330,63 @@ describe("SQLite transport features", () => {
     }
   });
 
+  it("a call that meets another process's write lock waits on timers: the event loop runs, and the call goes through once the lock is gone", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path, busyTimeoutMs: 3000 });
+    // Another connection stands for another process. Were the wait inside SQLite, as it used
+    // to be, it would block this thread for busyTimeoutMs: the timer that releases the lock
+    // would fire seconds late.
+    const other = new Database(path);
+    const holdFor = async <T>(ms: number, call: () => Promise<T>): Promise<{ value: T; releasedFirst: boolean }> => {
+      other.exec("BEGIN IMMEDIATE");
+      let released = false;
+      let late = 0;
+      const at = performance.now();
+      setTimeout(() => {
+        released = true;
+        late = performance.now() - at - ms;
+        other.exec("COMMIT");
+      }, ms);
+      const value = await call();
+      assert.ok(late < 1500, `the event loop was blocked while the call waited: the release timer fired ${Math.round(late)} ms late`);
+      return { value, releasedFirst: released };
+    };
+    try {
+      const now = Date.now();
+      const sent = await holdFor(60, () => t.send([msg("locked", {}, now)]));
+      assert.equal(sent.releasedFirst, true, "the send went through only after the lock was released");
+      assert.equal(sent.value.length, 1);
+      const got = await holdFor(40, () => t.receive({ channels: ["locked"], max: 5, leaseMs: 30_000, waitMs: 0 }));
+      assert.equal(got.releasedFirst, true);
+      assert.deepEqual(got.value.map((d) => d.message.id), [sent.value[0]!.id], "the receive that waited for the lock leased the message");
+      const acked = await holdFor(40, () => t.ack([{ id: got.value[0]!.message.id, token: got.value[0]!.token }]));
+      assert.deepEqual(acked.value, [true]);
+      const paused = await holdFor(40, () => t.pause("locked"));
+      assert.equal(paused.releasedFirst, true);
+      assert.deepEqual(await t.paused(), ["locked"]);
+      assert.equal((await t.get(sent.value[0]!.id))?.state, "completed", "nothing was lost or done twice while waiting");
+    } finally {
+      other.close();
+      await t.close();
+    }
+  });
+
+  it("a call waiting for another process's write lock fails with TRANSPORT_CLOSED when the transport closes meanwhile", async () => {
+    const path = file();
+    const t = new SqliteTransport({ path });
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const sending = t.send([msg("closing", {}, Date.now())]);
+      setTimeout(() => void t.close(), 20);
+      await assert.rejects(sending, (err: unknown) => isFerryError(err, "TRANSPORT_CLOSED"));
+      other.exec("ROLLBACK");
+    } finally {
+      other.close();
+      await t.close();
+    }
+  });
+
   it("a receive that finds nothing writes nothing, so idle processes never wake each other", async () => {
     const path = file();
     const t = new SqliteTransport({ path });

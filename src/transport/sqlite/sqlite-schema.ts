@@ -18,7 +18,7 @@ export interface OpenDatabaseOptions {
   path: string;
   /** `PRAGMA synchronous`. Default `"normal"` (under WAL: survives a process crash; the last commits may be lost on power loss). */
   synchronous?: SqliteSynchronous;
-  /** How long a statement waits for another process's write lock, in ms. Default 5000. */
+  /** How long opening (and migrating) waits for another process's write lock, in ms. Default 5000. */
   busyTimeoutMs?: number;
 }
 
@@ -89,6 +89,9 @@ export function openDatabase(options: OpenDatabaseOptions): Database.Database {
     db.pragma("foreign_keys = OFF");
     db.pragma("temp_store = MEMORY");
     migrate(db);
+    // From here on the transport waits for other processes' write locks itself, on timers
+    // (see lockWait in sqlite-transport.ts): SQLite's own wait would block the event loop.
+    db.pragma("busy_timeout = 0");
   } catch (err) {
     db.close();
     if (err instanceof FerryError) throw err;

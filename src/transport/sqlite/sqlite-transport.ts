@@ -12,6 +12,9 @@
  *   due time (next delayed runAt or lease expiry) or until its wait ends, never
  *   on a short fixed interval; a long safety re-check (`recheckMs`) covers
  *   filesystems that report no changes.
+ * - Another process's write lock is waited for on timers, not inside SQLite:
+ *   its busy handler sleeps the whole thread, which would stall this process's
+ *   HTTP server, heartbeats and every other run for as long as the lock is held.
  */
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
@@ -38,9 +41,9 @@ import type {
   Transport,
 } from "../types.ts";
 import { SqliteAdmin } from "./sqlite-admin.ts";
-import { createBatches, type Batches } from "./sqlite-batches.ts";
+import { createBatches, type Batches, type ReceiveOutcome } from "./sqlite-batches.ts";
 import { acquireCheckpointer, releaseCheckpointer } from "./sqlite-checkpointer.ts";
-import { storeError } from "./sqlite-errors.ts";
+import { isLocked, storeError } from "./sqlite-errors.ts";
 import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
@@ -48,6 +51,31 @@ import { parseSqliteUrl } from "./sqlite-url.ts";
 import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
 import { keepsNothing, resolveRetention, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
+
+/** Pauses between tries of a call that met another process's write lock, in ms; the last one repeats. */
+const LOCK_RETRY_MS = [1, 2, 5, 10, 20, 50];
+
+/**
+ * Run a store call, waiting out another process's write lock on timers for up to `timeoutMs`.
+ * A call that met the lock did nothing (each is one transaction, and `BEGIN IMMEDIATE` is
+ * where the lock is taken; a failure inside rolls back), so it is simply run again.
+ * `stillOpen` is checked before each retry and throws once the transport closed.
+ */
+async function lockWait<T>(fn: () => T, timeoutMs: number, stillOpen: () => void): Promise<T> {
+  let deadline = 0;
+  for (let i = 0; ; i++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isLocked(err)) throw err;
+      const now = performance.now();
+      if (i === 0) deadline = now + timeoutMs;
+      if (now >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(LOCK_RETRY_MS[Math.min(i, LOCK_RETRY_MS.length - 1)]!, deadline - now)));
+      stillOpen();
+    }
+  }
+}
 
 /** Options of {@link SqliteTransport}. */
 export interface SqliteTransportOptions {
@@ -57,7 +85,10 @@ export interface SqliteTransportOptions {
   clock?: Clock;
   /** `PRAGMA synchronous`. Default `"normal"`: under WAL a process crash loses nothing; power loss may lose the last commits. */
   synchronous?: SqliteSynchronous;
-  /** How long a statement waits for another process's write lock, in ms. Default 5000. */
+  /**
+   * How long a call waits for another process's write lock, in ms, before it fails with
+   * `TRANSPORT_UNAVAILABLE`. Default 5000. The wait is on timers: the event loop runs meanwhile.
+   */
   busyTimeoutMs?: number;
   /** Watch the file for commits by other processes while a receive waits (see sqlite-wake.ts). Default true. */
   watch?: boolean;
@@ -91,6 +122,8 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   /** The file's absolute path (":memory:" as is): one checkpoint thread per file and process. */
   readonly #fileKey: string;
   readonly #retainer: Retainer;
+  readonly #busyTimeoutMs: number;
+  readonly #stillOpen = () => this.#checkOpen();
 
   /**
    * Open (and create or migrate) the store.
@@ -105,6 +138,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.clock = options.clock ?? systemClock;
     const retention = resolveRetention(options.retention);
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
+    this.#busyTimeoutMs = Math.max(0, Math.round(options.busyTimeoutMs ?? 5000));
     this.#db = openDatabase(options);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
@@ -146,7 +180,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async send(messages: readonly Envelope[]): Promise<SendReceipt[]> {
     this.#checkOpen();
     if (messages.length === 0) return [];
-    const receipts = this.#batch.send(messages, this.clock.now());
+    const receipts = await this.#locked(() => this.#batch.send(messages, this.clock.now()));
     this.#hub.wake();
     return receipts;
   }
@@ -159,7 +193,17 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
       if (this.#closed || signal?.aborted) return [];
       const now = this.clock.now();
       if (max < 1 || channels.length === 0) return [];
-      const { rows, token, nextDue } = this.#batch.receive(channels, Math.floor(max), leaseMs, now);
+      let found: ReceiveOutcome;
+      try {
+        found = this.#batch.receive(channels, Math.floor(max), leaseMs, now);
+      } catch (err) {
+        if (!isLocked(err)) throw err;
+        // Another process holds the write lock: wait for it on timers. When the receive that
+        // then ran found nothing, look again here, with no await before the waiter below.
+        found = await this.#locked(() => this.#batch.receive(channels, Math.floor(max), leaseMs, this.clock.now()));
+        if (found.rows.length === 0) continue;
+      }
+      const { rows, token, nextDue } = found;
       if (rows.length > 0) return this.#deliveries(rows, token);
       if (nextDue > deadline && now >= deadline) return [];
       // Started the cross-process watch just now: look once more, since a commit
@@ -198,7 +242,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async ack(items: readonly AckItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    const done = await this.#batch.ack(items, this.clock.now());
+    const done = await this.#locked(() => this.#batch.ack(items, this.clock.now()));
     this.#retainer.noteFinished(done);
     return done;
   }
@@ -206,7 +250,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async retry(items: readonly RetryItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    const out = this.#batch.retry(items, this.clock.now());
+    const out = await this.#locked(() => this.#batch.retry(items, this.clock.now()));
     this.#hub.wake();
     return out;
   }
@@ -214,7 +258,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    const done = await this.#batch.deadLetter(items, this.clock.now());
+    const done = await this.#locked(() => this.#batch.deadLetter(items, this.clock.now()));
     this.#retainer.noteFinished(done);
     return done;
   }
@@ -222,7 +266,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   async extend(items: readonly LeaseRef[], leaseMs: number): Promise<boolean[]> {
     this.#checkOpen();
     if (items.length === 0) return [];
-    return this.#batch.extend(items, this.clock.now() + leaseMs);
+    return this.#locked(() => this.#batch.extend(items, this.clock.now() + leaseMs));
   }
 
   async close(): Promise<void> {
@@ -236,14 +280,21 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     await releaseCheckpointer(this.#fileKey);
   }
 
-  /** Run an admin call, turning driver errors into FerryErrors. */
-  #adminCall<T>(operation: string, fn: (admin: SqliteAdmin) => T): T {
+  /** Run a store call, waiting out other processes' write locks on timers (see {@link lockWait}). */
+  #locked<T>(fn: () => T): Promise<T> {
+    return lockWait(fn, this.#busyTimeoutMs, this.#stillOpen);
+  }
+
+  /** Run an admin call, turning driver errors into FerryErrors and waiting out write locks. */
+  #adminCall<T>(operation: string, fn: (admin: SqliteAdmin) => T): Promise<T> {
     this.#checkOpen();
-    try {
-      return fn(this.#admin);
-    } catch (err) {
-      throw storeError(err, operation, this.path);
-    }
+    return this.#locked(() => {
+      try {
+        return fn(this.#admin);
+      } catch (err) {
+        throw storeError(err, operation, this.path);
+      }
+    });
   }
 
   async counts(): Promise<ChannelCounts[]> {
@@ -259,7 +310,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   }
 
   async replay(ids: readonly string[]): Promise<string[]> {
-    const moved = this.#adminCall("replay", (a) => a.replay(ids, this.clock.now()));
+    const moved = await this.#adminCall("replay", (a) => a.replay(ids, this.clock.now()));
     if (moved.length > 0) this.#hub.wake();
     return moved;
   }
@@ -282,11 +333,11 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
   }
 
   async pause(channel: string): Promise<void> {
-    this.#adminCall("pause", (a) => a.pause(channel, this.clock.now()));
+    await this.#adminCall("pause", (a) => a.pause(channel, this.clock.now()));
   }
 
   async resume(channel: string): Promise<void> {
-    this.#adminCall("resume", (a) => a.resume(channel));
+    await this.#adminCall("resume", (a) => a.resume(channel));
     this.#hub.wake();
   }
 
