@@ -52,8 +52,14 @@ import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
 import { keepsNothing, resolveRetention, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
 
-/** Pauses between tries of a call that met another process's write lock, in ms; the last one repeats. */
-const LOCK_RETRY_MS = [1, 2, 5, 10, 20, 50];
+/**
+ * Pause before the next try of a call that met another process's write lock, in ms: every
+ * millisecond for the first 50 tries, then every 5. A process with work takes the lock back
+ * within microseconds of each commit, so sparse tries (SQLite's own handler waits 1, 2, 5, 10,
+ * 15, 20, 25... ms) lose to it again and again: two worker processes then share a backlog
+ * unevenly, or not at all. A try that fails costs a few microseconds.
+ */
+const lockRetryMs = (tries: number): number => (tries < 50 ? 1 : 5);
 
 /**
  * Run a store call, waiting out another process's write lock on timers for up to `timeoutMs`.
@@ -71,7 +77,7 @@ async function lockWait<T>(fn: () => T, timeoutMs: number, stillOpen: () => void
       const now = performance.now();
       if (i === 0) deadline = now + timeoutMs;
       if (now >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(LOCK_RETRY_MS[Math.min(i, LOCK_RETRY_MS.length - 1)]!, deadline - now)));
+      await new Promise((r) => setTimeout(r, Math.min(lockRetryMs(i), deadline - now)));
       stillOpen();
     }
   }
