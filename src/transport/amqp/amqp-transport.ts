@@ -53,11 +53,11 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     this.#receiver = new Receiver(options, this.#conn, this.#publisher, (expired) => this.#store?.requeue(expired.map(attemptOf)));
     if (options.runStore !== false) {
       const store = (this.#store = new RunStore(options.runStore, options.prefix, { report: options.logger }));
-      this.counts = async () => store.counts(Date.now());
-      this.list = async (query) => store.list(query);
-      this.get = async (id) => store.get(id);
-      this.prune = async ({ before, states }) => store.prune(before, states ?? ["completed", "cancelled"]);
-      this.#retainer = new Retainer(options.retention, async (state, rule, batch) => store.retain(state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch), RETAIN_BATCH_SYNC);
+      this.counts = () => store.wait((s) => s.counts(Date.now()));
+      this.list = (query) => store.wait((s) => s.list(query));
+      this.get = (id) => store.wait((s) => s.get(id));
+      this.prune = ({ before, states }) => store.wait((s) => s.prune(before, states ?? ["completed", "cancelled"]));
+      this.#retainer = new Retainer(options.retention, (state, rule, batch) => store.wait((s) => s.retain(state, rule.count, rule.ageMs >= 0 ? Date.now() - rule.ageMs : null, batch)), RETAIN_BATCH_SYNC);
     }
   }
 
@@ -71,7 +71,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
       await t.#conn.open();
     } catch (err) {
       await t.#retainer?.close();
-      t.#store?.close();
+      await t.#store?.close();
       throw err;
     }
     return t;
@@ -111,7 +111,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     this.#checkOpen();
     if (messages.length === 0) return [];
     const bodies = messages.map(encodeEnvelope);
-    const receipts = this.#store ? this.#store.insert(messages, bodies) : messages.map((m) => ({ id: m.id, deduplicated: false }));
+    const receipts = this.#store ? await this.#store.wait((s) => s.insert(messages, bodies)) : messages.map((m) => ({ id: m.id, deduplicated: false }));
     const fresh: number[] = [];
     for (let i = 0; i < messages.length; i++) if (!receipts[i]!.deduplicated) fresh.push(i);
     const p = this.#publisher;
@@ -126,7 +126,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
         }
       }));
     } catch (err) {
-      this.#store?.remove(fresh.map((i) => messages[i]!.id));
+      await this.#store?.wait((s) => s.remove(fresh.map((i) => messages[i]!.id)));
       throw this.#unavailable(err, "send");
     }
     return receipts;
@@ -211,7 +211,9 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     const used = (h: Held, item: RetryItem) => (item.attemptUsed ? h.attempt : Math.max(0, h.attempt - 1));
     return this.#republish(items, (link, h, item, now, done) => {
       p.publish(link, h.raw.content, h.envelope, item.runAt, used(h, item), p.route(item.runAt, now), done);
-    }, (claimed) => this.#store?.retry(claimed.map(({ h, item }) => ({ id: item.id, runAt: item.runAt, attempt: used(h, item), error: item.error }))));
+    }, async (claimed) => {
+      await this.#store?.wait((s) => s.retry(claimed.map(({ h, item }) => ({ id: item.id, runAt: item.runAt, attempt: used(h, item), error: item.error }))));
+    });
   }
 
   async deadLetter(items: readonly DeadItem[]): Promise<boolean[]> {
@@ -225,7 +227,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   }
 
   /** Publish a new copy of each leased message (confirmed), then ack the old one. */
-  async #republish<I extends LeaseRef & { runAt?: number }>(items: readonly I[], publish: (link: Link, h: Held, item: I, now: number, done: (err: unknown) => void) => void, record: (claimed: { h: Held; item: I }[]) => void): Promise<boolean[]> {
+  async #republish<I extends LeaseRef & { runAt?: number }>(items: readonly I[], publish: (link: Link, h: Held, item: I, now: number, done: (err: unknown) => void) => void, record: (claimed: { h: Held; item: I }[]) => void | Promise<void>): Promise<boolean[]> {
     this.#checkOpen();
     const out = items.map(() => false);
     const claimed: { h: Held; item: I; i: number }[] = [];
@@ -250,7 +252,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     }
     const done = claimed.filter(({ h }) => this.#receiver.settle(h.consumer, h.raw, "ack"));
     for (const { i } of done) out[i] = true;
-    record(done);
+    await record(done);
     return out;
   }
 
@@ -259,7 +261,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   async replay(ids: readonly string[]): Promise<string[]> {
     return this.#fromDead(ids, async (link, envelope, raw, ack) => {
       const now = Date.now();
-      this.#store?.replay(envelope.id, now);
+      await this.#store?.wait((s) => s.replay(envelope.id, now));
       try {
         await onLink(link, this.#publisher.ensureChannel(link, envelope.channel));
         await onLink(link, this.#publisher.confirmed(link, 1, (done) => this.#publisher.publish(link, raw.content, envelope, now, 0, undefined, done)));
@@ -275,14 +277,14 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
   async discard(ids: readonly string[]): Promise<string[]> {
     const removed = await this.#fromDead(ids, async (_link, envelope, _raw, ack) => {
       ack();
-      this.#store?.discard(envelope.id);
+      await this.#store?.wait((s) => s.discard(envelope.id));
       return true;
     });
     if (this.#store) {
       for (const id of ids) {
         if (removed.includes(id)) continue;
-        if (this.#store.get(id)?.state === "dead") {
-          this.#store.discard(id);
+        if ((await this.#store.wait((s) => s.get(id)))?.state === "dead") {
+          await this.#store.wait((s) => s.discard(id));
           removed.push(id);
         }
       }
@@ -298,7 +300,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     if (this.#store) {
       channels = new Set<string>();
       for (const id of wanted) {
-        const rec = this.#store.get(id);
+        const rec = await this.#store.wait((s) => s.get(id));
         if (rec?.state === "dead") channels.add(rec.message.channel);
       }
     } else {
@@ -340,7 +342,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
     await this.#receiver.returnUnleased().catch(() => {});
     await this.#conn.close();
     await this.#retainer?.close();
-    this.#store?.close();
+    await this.#store?.close();
   }
 
   /**
@@ -350,7 +352,7 @@ export class AmqpTransport implements Transport, DeadLetterAdmin {
    */
   async enforceRetention(): Promise<number> {
     this.#checkOpen();
-    this.#store?.flush();
+    await this.#store?.wait((s) => s.flush());
     return this.#retainer ? this.#retainer.run() : 0;
   }
 }

@@ -26,7 +26,7 @@ describe("amqp run store shared with another process", () => {
     other.exec("BEGIN IMMEDIATE");
     store.finish([{ id: messages[0]!.id, state: "completed", attempt: 1, startedAt: 1, result: { ok: true } }], 10);
     store.finish([{ id: messages[1]!.id, state: "dead", attempt: 1, startedAt: 1, error: { code: "HANDLER_FAILED", message: "no", attempt: 1, at: 5 } }], 11);
-    await sleep(60); // the deferred write ran and failed: nothing thrown out of the timer
+    await sleep(200); // the deferred write waited its 50 ms for the lock and failed: nothing thrown out of the timer
     assert.ok(reports.length >= 1, "the failed write was reported");
     assert.equal(reports[0]!.details?.code, "SQLITE_BUSY");
     assert.match(reports[0]!.message, /kept, retried/);
@@ -44,10 +44,10 @@ describe("amqp run store shared with another process", () => {
     assert.equal(JSON.parse(byId.get(messages[1]!.id)!.errors!)[0].code, "HANDLER_FAILED");
     // The third lease had no outcome: the lease flush wrote it as active once the file was free.
     assert.equal(byId.get(messages[2]!.id)?.state, "active");
-    store.close();
+    await store.close();
   });
 
-  it("throws a write failure to the caller on its own path and keeps the outcomes gathered before it", () => {
+  it("throws a write failure to the caller on its own path and keeps the outcomes gathered before it", async () => {
     const path = join(dir, "runs-sync.db");
     const store = new RunStore(path, "ns", { busyTimeoutMs: 20 });
     const m = createEnvelope({ name: "t.run", channel: "c", payload: {} });
@@ -59,7 +59,40 @@ describe("amqp run store shared with another process", () => {
     other.exec("ROLLBACK");
     other.close();
     assert.equal(store.get(m.id)?.state, "completed", "the outcome was kept and written by the next call");
-    store.close();
+    await store.close();
+  });
+
+  it("wait() waits for another process's write lock on timers, so the event loop runs, and the call goes through once the lock is gone", async () => {
+    const path = join(dir, "runs-wait.db");
+    const store = new RunStore(path, "ns", { busyTimeoutMs: 3000 });
+    const m = createEnvelope({ name: "t.run", channel: "c", payload: {} });
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      let late = Infinity;
+      const at = performance.now();
+      setTimeout(() => {
+        late = performance.now() - at - 40;
+        other.exec("COMMIT");
+      }, 40);
+      const receipts = await store.wait((s) => s.insert([m], [encodeEnvelope(m)]));
+      // SQLite's own wait (the old behaviour) would have blocked the thread for the 3 s.
+      assert.ok(late < 1500, `the release timer fired ${Math.round(late)} ms late: the event loop was blocked`);
+      assert.deepEqual(receipts, [{ id: m.id, deduplicated: false }]);
+      assert.equal((await store.wait((s) => s.get(m.id)))?.state, "waiting");
+
+      // A write still waiting when the store closes fails with TRANSPORT_CLOSED, not a driver error.
+      other.exec("BEGIN IMMEDIATE");
+      const late2 = createEnvelope({ name: "t.run", channel: "c", payload: {} });
+      const waiting = store.wait((s) => s.insert([late2], [encodeEnvelope(late2)]));
+      await sleep(10);
+      await store.close();
+      await assert.rejects(waiting, (err: Error & { code?: string }) => err.code === "TRANSPORT_CLOSED");
+      other.exec("ROLLBACK");
+    } finally {
+      other.close();
+      await store.close();
+    }
   });
   it("records ended leases from a timer or connection event without throwing, once the file is free", async () => {
     const path = join(dir, "runs-requeue.db");
@@ -73,6 +106,7 @@ describe("amqp run store shared with another process", () => {
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     assert.doesNotThrow(() => store.requeue([{ id: m.id, attempt: 1 }]));
+    await sleep(100); // it waited its 20 ms for the lock, then reported
     assert.equal(reports.length, 1);
     assert.match(reports[0]!, /could not record 1 ended leases .*retried in 200 ms/);
     other.exec("ROLLBACK");
@@ -81,10 +115,10 @@ describe("amqp run store shared with another process", () => {
     const record = store.get(m.id);
     assert.equal(record?.state, "waiting");
     assert.equal(record?.message.attempt, 1);
-    store.close();
+    await store.close();
   });
 
-  it("retention keeps each channel's newest finished records by count, deletes past the age, and leaves other prefixes alone", () => {
+  it("retention keeps each channel's newest finished records by count, deletes past the age, and leaves other prefixes alone", async () => {
     const path = join(dir, "runs-retain.db");
     const store = new RunStore(path, "ns");
     const other = new RunStore(path, "other");
@@ -107,7 +141,7 @@ describe("amqp run store shared with another process", () => {
     assert.deepEqual(listed(store, "b"), b.sort());
     assert.equal(store.retain("completed", 2, 2_000, 1000), 0);
     assert.deepEqual(listed(other, "a"), kept.sort(), "another prefix's records are its own");
-    store.close();
-    other.close();
+    await store.close();
+    await other.close();
   });
 });

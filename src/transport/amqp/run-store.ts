@@ -30,6 +30,7 @@ import Database from "better-sqlite3";
 import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
 import { retainStep } from "../sqlite/sqlite-admin.ts";
+import { lockWait } from "../sqlite/sqlite-errors.ts";
 import { appendError, MESSAGE_STATES, type AttemptError, type ChannelCounts, type ListQuery, type MessageRecord, type MessageState } from "../types.ts";
 
 /**
@@ -120,7 +121,10 @@ export interface FinishItem {
 export interface RunStoreOptions {
   /** Hears of writes that failed off the caller's path (what they held is kept and retried). */
   report?: (message: string, details?: Record<string, unknown>) => void;
-  /** How long a write waits for another process holding the file. Default 5,000 ms. */
+  /**
+   * How long a write waits for another process holding the file, in ms. Default 5,000. The wait
+   * is on timers (see {@link RunStore.wait}), so the event loop runs meanwhile.
+   */
   busyTimeoutMs?: number;
 }
 
@@ -138,19 +142,27 @@ export class RunStore {
   #finishedAt: number[] = [];
   #flushScheduled = false;
   readonly #report: (message: string, details?: Record<string, unknown>) => void;
+  readonly #busyTimeoutMs: number;
+  readonly #stillOpen = (): void => {
+    if (!this.#db.open) throw new FerryError("TRANSPORT_CLOSED", `the AMQP run store at ${JSON.stringify(this.path)} is closed`);
+  };
 
   /** Open (and create) the store at `path`, for queues under prefix `ns`. */
   constructor(path: string, ns: string, options: RunStoreOptions = {}) {
     this.path = path;
     this.#ns = ns;
     this.#report = options.report ?? (() => undefined);
+    this.#busyTimeoutMs = Math.max(0, options.busyTimeoutMs ?? 5000);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     try {
       this.#db = new Database(path);
       this.#db.pragma("journal_mode = WAL");
       this.#db.pragma("synchronous = NORMAL");
-      this.#db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+      this.#db.pragma(`busy_timeout = ${this.#busyTimeoutMs}`);
       this.#db.exec(SCHEMA);
+      // From here on another process's write lock is waited for on timers (wait(), and the
+      // deferred writes below): SQLite's own wait would block the event loop.
+      this.#db.pragma("busy_timeout = 0");
     } catch (err) {
       throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot open the AMQP run store at ${JSON.stringify(path)}: ${(err as Error).message}; set ?runStore= to a writable file or ?runStore=off`, { cause: err });
     }
@@ -177,6 +189,15 @@ export class RunStore {
       prune: db.prepare(`DELETE FROM ferry_amqp_runs WHERE ns = ? AND state = ? AND finished_at < ?`),
       retain: { channels: db.prepare(RETAIN_SQL.channels), edge: db.prepare(RETAIN_SQL.edge), doom: db.prepare(RETAIN_SQL.doom) },
     };
+  }
+
+  /**
+   * Run calls of this store from an async caller, waiting for another process's write lock on
+   * timers, up to `busyTimeoutMs` (see `lockWait`). Each call is one transaction, after writing
+   * what is pending (which a retry finds written), so a call that met the lock is run again.
+   */
+  wait<T>(fn: (store: this) => T): Promise<T> {
+    return lockWait(() => fn(this), this.#busyTimeoutMs, this.#stillOpen);
   }
 
   /** Record new messages; a known id or a live dedupKey is reported as deduplicated. */
@@ -232,15 +253,17 @@ export class RunStore {
     }
   }
 
-  /** The timer's flush: a failure keeps what it could not write and tries again shortly, never throws. */
+  /**
+   * The timer's flush: waits out another process's write lock (see {@link wait}); a failure past
+   * that keeps what it could not write and tries again shortly. Never throws.
+   */
   #flushLater(): void {
     this.#flushTimer = undefined;
-    try {
-      this.flush();
-    } catch (err) {
+    this.wait((s) => s.flush()).catch((err: unknown) => {
+      if (!this.#db.open) return;
       this.#report(`could not write leases or outcomes to the run store (kept, retried in ${RETRY_MS} ms): ${(err as Error).message}`, { code: (err as { code?: string }).code });
       this.#flushTimer ??= setTimeout(() => this.#flushLater(), RETRY_MS).unref();
-    }
+    });
   }
 
   /** Record completions, cancellations and dead letters (with their lease, when not written yet), within a tick. */
@@ -256,15 +279,17 @@ export class RunStore {
     }
   }
 
-  /** The deferred write of outcomes: a failure keeps them and tries again shortly, never throws. */
+  /**
+   * The deferred write of outcomes: waits out another process's write lock (see {@link wait});
+   * a failure past that keeps them and tries again shortly. Never throws.
+   */
   #writeFinishedLater(): void {
-    try {
-      this.#writeFinished();
-    } catch (err) {
+    this.wait(() => this.#writeFinished()).catch((err: unknown) => {
+      if (!this.#db.open) return;
       this.#report(`could not write ${this.#finished.length} outcomes to the run store (kept, retried in ${RETRY_MS} ms): ${(err as Error).message}`, { code: (err as { code?: string }).code });
       // The lease flush writes outcomes first: the retry is the next flush, whichever comes first.
       this.#flushTimer ??= setTimeout(() => this.#flushLater(), RETRY_MS).unref();
-    }
+    });
   }
 
   /** Write the outcomes gathered so far; on failure they stay gathered and the error is thrown. */
@@ -320,7 +345,8 @@ export class RunStore {
    */
   requeue(items: readonly { id: string; attempt: number }[], tries = 1): void {
     if (items.length === 0 || !this.#db.open) return;
-    try {
+    // Written now when the file is free; else after another process's write lock (see wait).
+    this.wait(() => {
       this.#writeFinished();
       this.#db.transaction(() => {
         for (const item of items) {
@@ -328,11 +354,12 @@ export class RunStore {
           this.#stmt.requeue.run(item.attempt, item.id, this.#ns);
         }
       }).immediate();
-    } catch (err) {
+    }).catch((err: unknown) => {
+      if (!this.#db.open) return;
       const again = tries < REQUEUE_TRIES;
       this.#report(`could not record ${items.length} ended leases in the run store (${again ? `retried in ${RETRY_MS} ms` : "left as active until their next outcome"}): ${(err as Error).message}`, { code: (err as { code?: string }).code });
       if (again) setTimeout(() => this.requeue(items, tries + 1), RETRY_MS).unref();
-    }
+    });
   }
 
   /** Record a dead message replayed: waiting, due now, attempts reset. */
@@ -397,11 +424,13 @@ export class RunStore {
     }).immediate();
   }
 
-  /** Close the file. Idempotent. */
-  close(): void {
+  /** Write what is pending (waiting out another process's write lock), then close the file. Idempotent. */
+  async close(): Promise<void> {
     if (!this.#db.open) return;
-    this.flush();
-    this.#db.close();
+    await this.wait((s) => s.flush()).catch((err: unknown) => {
+      this.#report(`could not write leases or outcomes to the run store before closing it (they are left out of the record): ${(err as Error).message}`, { code: (err as { code?: string }).code });
+    });
+    if (this.#db.open) this.#db.close();
   }
 }
 

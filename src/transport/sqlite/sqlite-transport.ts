@@ -43,7 +43,7 @@ import type {
 import { SqliteAdmin } from "./sqlite-admin.ts";
 import { createBatches, type Batches, type ReceiveOutcome } from "./sqlite-batches.ts";
 import { acquireCheckpointer, releaseCheckpointer } from "./sqlite-checkpointer.ts";
-import { isLocked, storeError } from "./sqlite-errors.ts";
+import { isLocked, lockWait, storeError } from "./sqlite-errors.ts";
 import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
@@ -51,37 +51,6 @@ import { parseSqliteUrl } from "./sqlite-url.ts";
 import { Retainer, RETAIN_BATCH_SYNC } from "../retainer.ts";
 import { keepsNothing, resolveRetention, type RetentionOptions } from "../retention.ts";
 import { acquireWakeHub, releaseWakeHub, type WakeHub } from "./sqlite-wake.ts";
-
-/**
- * Pause before the next try of a call that met another process's write lock, in ms: every
- * millisecond for the first 50 tries, then every 5. A process with work takes the lock back
- * within microseconds of each commit, so sparse tries (SQLite's own handler waits 1, 2, 5, 10,
- * 15, 20, 25... ms) lose to it again and again: two worker processes then share a backlog
- * unevenly, or not at all. A try that fails costs a few microseconds.
- */
-const lockRetryMs = (tries: number): number => (tries < 50 ? 1 : 5);
-
-/**
- * Run a store call, waiting out another process's write lock on timers for up to `timeoutMs`.
- * A call that met the lock did nothing (each is one transaction, and `BEGIN IMMEDIATE` is
- * where the lock is taken; a failure inside rolls back), so it is simply run again.
- * `stillOpen` is checked before each retry and throws once the transport closed.
- */
-async function lockWait<T>(fn: () => T, timeoutMs: number, stillOpen: () => void): Promise<T> {
-  let deadline = 0;
-  for (let i = 0; ; i++) {
-    try {
-      return fn();
-    } catch (err) {
-      if (!isLocked(err)) throw err;
-      const now = performance.now();
-      if (i === 0) deadline = now + timeoutMs;
-      if (now >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(lockRetryMs(i), deadline - now)));
-      stillOpen();
-    }
-  }
-}
 
 /** Options of {@link SqliteTransport}. */
 export interface SqliteTransportOptions {
