@@ -30,7 +30,7 @@ import Database from "better-sqlite3";
 import { decodeEnvelope, type Envelope } from "../../core/envelope.ts";
 import { FerryError } from "../../core/errors.ts";
 import { retainStep } from "../sqlite/sqlite-admin.ts";
-import { lockWait } from "../sqlite/sqlite-errors.ts";
+import { busyTimeoutOf, lockWait } from "../sqlite/sqlite-errors.ts";
 import { appendError, MESSAGE_STATES, type AttemptError, type ChannelCounts, type ListQuery, type MessageRecord, type MessageState } from "../types.ts";
 
 /**
@@ -152,7 +152,7 @@ export class RunStore {
     this.path = path;
     this.#ns = ns;
     this.#report = options.report ?? (() => undefined);
-    this.#busyTimeoutMs = Math.max(0, options.busyTimeoutMs ?? 5000);
+    this.#busyTimeoutMs = busyTimeoutOf(options.busyTimeoutMs);
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     try {
       this.#db = new Database(path);

@@ -36,6 +36,14 @@ export function isLocked(err: unknown): boolean {
   return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }
 
+/** How long a call waits for another process's write lock unless told otherwise, in ms. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** A `busyTimeoutMs` option as used: the default when absent, a whole number of ms, at least 0. */
+export function busyTimeoutOf(ms: number | undefined): number {
+  return Math.max(0, Math.round(ms ?? DEFAULT_BUSY_TIMEOUT_MS));
+}
+
 /**
  * Pause before the next try of a call that met another process's write lock, in ms: every
  * millisecond for the first 50 tries, then every 5. A process with work takes the lock back

@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { FerryError } from "../../core/errors.ts";
+import { busyTimeoutOf } from "./sqlite-errors.ts";
 
 /** How hard SQLite flushes to disk on commit. */
 export type SqliteSynchronous = "off" | "normal" | "full" | "extra";
@@ -80,7 +81,7 @@ export function openDatabase(options: OpenDatabaseOptions): Database.Database {
     throw new FerryError("TRANSPORT_UNAVAILABLE", `cannot open the SQLite file ${JSON.stringify(options.path)}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    db.pragma(`busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+    db.pragma(`busy_timeout = ${busyTimeoutOf(options.busyTimeoutMs)}`);
     if (!memory) {
       const mode = db.pragma("journal_mode = WAL", { simple: true });
       if (mode !== "wal") throw new Error(`journal_mode is ${String(mode)}, WAL is required`);
@@ -90,7 +91,7 @@ export function openDatabase(options: OpenDatabaseOptions): Database.Database {
     db.pragma("temp_store = MEMORY");
     migrate(db);
     // From here on the transport waits for other processes' write locks itself, on timers
-    // (see lockWait in sqlite-transport.ts): SQLite's own wait would block the event loop.
+    // (see lockWait in sqlite-errors.ts): SQLite's own wait would block the event loop.
     db.pragma("busy_timeout = 0");
   } catch (err) {
     db.close();

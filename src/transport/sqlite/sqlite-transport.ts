@@ -43,7 +43,7 @@ import type {
 import { SqliteAdmin } from "./sqlite-admin.ts";
 import { createBatches, type Batches, type ReceiveOutcome } from "./sqlite-batches.ts";
 import { acquireCheckpointer, releaseCheckpointer } from "./sqlite-checkpointer.ts";
-import { isLocked, lockWait, storeError } from "./sqlite-errors.ts";
+import { busyTimeoutOf, isLocked, lockWait, storeError } from "./sqlite-errors.ts";
 import { byDeliveryOrder, leasedToEnvelope } from "./sqlite-rows.ts";
 import { openDatabase, type SqliteSynchronous } from "./sqlite-schema.ts";
 import { Statements, type LeasedRow } from "./sqlite-statements.ts";
@@ -113,7 +113,7 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.clock = options.clock ?? systemClock;
     const retention = resolveRetention(options.retention);
     this.#recheckMs = Math.max(1000, options.recheckMs ?? 2000);
-    this.#busyTimeoutMs = Math.max(0, Math.round(options.busyTimeoutMs ?? 5000));
+    this.#busyTimeoutMs = busyTimeoutOf(options.busyTimeoutMs);
     this.#db = openDatabase(options);
     this.#admin = new SqliteAdmin(this.#db);
     this.#hub = acquireWakeHub(options.path, options.watch ?? true);
@@ -164,18 +164,19 @@ export class SqliteTransport implements Transport, Inspectable, DeadLetterAdmin,
     this.#checkOpen();
     const { channels, max, leaseMs, signal } = request;
     const deadline = this.clock.now() + Math.max(0, request.waitMs);
+    const lease = (at: number) => this.#batch.receive(channels, Math.floor(max), leaseMs, at);
     for (;;) {
       if (this.#closed || signal?.aborted) return [];
       const now = this.clock.now();
       if (max < 1 || channels.length === 0) return [];
       let found: ReceiveOutcome;
       try {
-        found = this.#batch.receive(channels, Math.floor(max), leaseMs, now);
+        found = lease(now);
       } catch (err) {
         if (!isLocked(err)) throw err;
         // Another process holds the write lock: wait for it on timers. When the receive that
         // then ran found nothing, look again here, with no await before the waiter below.
-        found = await this.#locked(() => this.#batch.receive(channels, Math.floor(max), leaseMs, this.clock.now()));
+        found = await this.#locked(() => lease(this.clock.now()));
         if (found.rows.length === 0) continue;
       }
       const { rows, token, nextDue } = found;
